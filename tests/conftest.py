@@ -1,0 +1,54 @@
+"""Shared fixtures: a real moto server on 127.0.0.1 (ThreadedMotoServer), never in-process mocks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """URL of a moto server running as a real HTTP server for the whole session.
+
+    Also sets fake credentials and the region in os.environ so that subprocesses started by
+    tests (workers receiving real signals) reach the same server.
+    """
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture()
+def sqs(moto_endpoint: str):
+    """A boto3 SQS client pointed at the moto server."""
+    return boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)

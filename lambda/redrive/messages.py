@@ -1,0 +1,91 @@
+"""Reading JobFleet dead-letter messages: the worker's failure attributes and the job envelope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# Written by the worker when it dead-letters a message (see worker runtime contract).
+JOB_TYPE = "jobfleet.jobType"
+ERROR_TYPE = "jobfleet.errorType"
+FAILED_AT = "jobfleet.failedAt"
+# Maintained by this Lambda: how many times the message has been sent back to its queue.
+REDRIVE_COUNT = "jobfleet.redriveCount"
+
+Message = Mapping[str, Any]
+
+
+def string_attribute(message: Message, name: str) -> str | None:
+    attribute = message.get("MessageAttributes", {}).get(name)
+    return None if attribute is None else attribute.get("StringValue")
+
+
+def envelope(message: Message) -> dict[str, Any]:
+    """The job envelope in the body; {} when the body is not a JSON object (malformed jobs get here too)."""
+    try:
+        body = json.loads(message.get("Body", ""))
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def job_type(message: Message) -> str | None:
+    # Messages dead-lettered by SQS's redrive policy (worker killed mid-job) carry no worker attributes.
+    attribute = string_attribute(message, JOB_TYPE)
+    if attribute is not None:
+        return attribute
+    body_type = envelope(message).get("type")
+    return body_type if isinstance(body_type, str) else None
+
+
+def job_id(message: Message) -> str | None:
+    value = envelope(message).get("jobId")
+    return value if isinstance(value, str) and value else None
+
+
+def error_type(message: Message) -> str | None:
+    return string_attribute(message, ERROR_TYPE)
+
+
+def failed_at(message: Message) -> datetime | None:
+    """When the job failed: the worker's jobfleet.failedAt, else the time SQS received the message."""
+    stamp = string_attribute(message, FAILED_AT)
+    if stamp is not None:
+        try:
+            parsed = datetime.fromisoformat(stamp)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    sent_millis = message.get("Attributes", {}).get("SentTimestamp")
+    if sent_millis is None:
+        return None
+    return datetime.fromtimestamp(int(sent_millis) / 1000, tz=UTC)
+
+
+def redrive_count(message: Message) -> int:
+    """Times already redriven; an unreadable value counts as 0 rather than blocking the message."""
+    value = string_attribute(message, REDRIVE_COUNT)
+    if value is None:
+        return 0
+    try:
+        return max(int(Decimal(value)), 0)
+    except (InvalidOperation, ValueError):
+        return 0
+
+
+def attributes_for_copy(message: Message) -> dict[str, dict[str, Any]]:
+    """The message's attributes for its redriven copy: all preserved, redrive count incremented.
+
+    Received attributes carry reserved empty list fields that SendMessage rejects, so only the
+    data type and the value are copied.
+    """
+    copied: dict[str, dict[str, Any]] = {}
+    for name, attribute in message.get("MessageAttributes", {}).items():
+        value_field = "BinaryValue" if "BinaryValue" in attribute else "StringValue"
+        copied[name] = {"DataType": attribute["DataType"], value_field: attribute[value_field]}
+    copied[REDRIVE_COUNT] = {"DataType": "Number", "StringValue": str(redrive_count(message) + 1)}
+    return copied

@@ -52,3 +52,31 @@ def moto_endpoint() -> Iterator[str]:
 def sqs(moto_endpoint: str):
     """A boto3 SQS client pointed at the moto server."""
     return boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+# --- CDK synthesis: once per test session (a synth starts Node through jsii and costs seconds) ---
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory):
+    """All environments synthesized once, with cdk.json's feature flags and cdk-nag on.
+
+    Returns (assembly directory, {env name: JobFleetStage}). cdk-nag findings fail the synth and
+    so every test that uses this fixture.
+    """
+    import aws_cdk as cdk
+
+    from cdk_app.app import add_environments, feature_flags, select_environments
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(context=feature_flags(), outdir=str(outdir))
+    stages = add_environments(app, select_environments(None))
+    app.synth()
+    return outdir, {stage.config.name: stage for stage in stages}
+
+
+@pytest.fixture(scope="session")
+def stages(synthesized):
+    return synthesized[1]

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make synth` and `make test`. Everything else is set up here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# ENV=dev synthesizes one environment; empty = all of them.
+ENV ?=
+
+.PHONY: setup synth test lint local clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt worker_image/requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.dev-installed node_modules/.installed
+
+synth: $(VENV)/.runtime-installed node_modules/.installed
+	rm -rf cdk.out
+	npx --no-install cdk synth --quiet $(if $(ENV),-c env=$(ENV))
+	$(PY) -m cdk_app.summary cdk.out
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""CDK entry point (cdk.json: `.venv/bin/python -m cdk_app.app`).
+
+The only place that reads context and environment variables. With no `-c env=NAME`, every
+environment in cdk_app/environments/ is synthesized, each as its own Stage.
+A bad configuration or a cdk-nag finding ends synth with one clear line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+# jsii prints a multi-line banner for Node 20; the pinned toolchain is known to work with it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk
+import cdk_nag
+
+from cdk_app.config import (
+    ENVIRONMENTS_DIR,
+    ConfigError,
+    EnvironmentConfig,
+    known_environments,
+    load_environment,
+)
+from cdk_app.stage import JobFleetStage
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def select_environments(requested: str | None, directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
+    names = [requested] if requested else known_environments(directory)
+    return [load_environment(name, directory) for name in names]
+
+
+def add_environments(app: cdk.App, configs: list[EnvironmentConfig]) -> list[JobFleetStage]:
+    """One Stage per environment, with cdk-nag's AwsSolutions pack on all of them."""
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks())
+    return [JobFleetStage(app, config) for config in configs]
+
+
+def feature_flags() -> dict:
+    """cdk.json's context, for apps built outside the CLI (tests, benchmarks)."""
+    return json.loads(CDK_JSON.read_text())["context"]
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        # JOBFLEET_CONFIG_DIR points synth at another set of environment files (tests, forks).
+        directory = Path(os.environ.get("JOBFLEET_CONFIG_DIR", ENVIRONMENTS_DIR))
+        configs = select_environments(app.node.try_get_context("env"), directory)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    add_environments(app, configs)
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        if "ValidationFailed" in str(exc):
+            print("error: cdk-nag (AwsSolutions) reported findings above; fix them or acknowledge "
+                  "each with stacks.nag.acknowledge and a specific reason", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

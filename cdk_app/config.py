@@ -1,0 +1,546 @@
+"""Per-environment configuration: TOML files merged, validated and frozen into typed objects.
+
+`defaults.toml` is merged with `<env>.toml` (tables key by key, `[[tiers]]` by `name`), then
+every value is checked against the schema declared on the dataclasses below. The first problem
+raises `ConfigError`, whose message is one line naming the file, the field, the value and what is
+allowed. Values that AWS ties together (visibility timeout, backlog-per-task target) are derived
+here, never hand-set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
+DEFAULTS_FILE = "defaults.toml"
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+# Time the worker needs beyond the handler's own deadline to delete or dead-letter the message.
+VISIBILITY_MARGIN_SECONDS = 60
+
+
+class ConfigError(ValueError):
+    """A configuration problem, as one line: `<file>: <field> = <value>: <what is allowed>`."""
+
+    def __init__(self, file: str, field: str, value: Any, allowed: str) -> None:
+        self.file, self.field, self.value, self.allowed = file, field, value, allowed
+        shown = "(missing)" if value is _MISSING else repr(value)
+        super().__init__(f"{file}: {field} = {shown}: {allowed}")
+
+
+_MISSING = object()
+
+
+def _spec(kind: str, *, default: Any = _MISSING, minimum: float | None = None,
+          maximum: float | None = None, choices: tuple | None = None, pattern: str | None = None,
+          doc: str = "") -> Any:
+    """A dataclass field carrying its validation rule (kind: str, int, float, bool, list[str])."""
+    rule = {"kind": kind, "min": minimum, "max": maximum, "choices": choices, "pattern": pattern,
+            "doc": doc}
+    if default is _MISSING:
+        return dataclasses.field(metadata=rule)
+    if isinstance(default, list):
+        default = tuple(default)
+    return dataclasses.field(default=default, metadata=rule)
+
+
+_TIER_NAME = r"^[a-z][a-z0-9-]{0,29}$"
+_ACCOUNT = r"^\d{12}$"
+_REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConfig:
+    name: str = _spec("str", default="jobfleet", pattern=r"^[a-z][a-z0-9-]{1,19}$",
+                      doc="Prefix of every resource name (queues, alarms, functions).")
+    account: str = _spec("str", default="", pattern=_ACCOUNT + "|^$",
+                         doc="AWS account ID; empty = env-agnostic synth.")
+    region: str = _spec("str", default="", pattern=_REGION + "|^$",
+                        doc="AWS region; empty = env-agnostic synth.")
+    removal_policy: str = _spec("str", default="retain", choices=("retain", "destroy"),
+                                doc="What stack deletion does to queues, tables and buckets.")
+    log_retention_days: int = _spec("int", default=30, choices=LOG_RETENTION_DAYS,
+                                    doc="Retention of every log group the app creates.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str = _spec("str", default="10.40.0.0/16", doc="VPC CIDR block (/16 to /24).")
+    max_azs: int = _spec("int", default=2, minimum=2, maximum=3, doc="Availability zones used.")
+    nat_gateways: int = _spec("int", default=2, minimum=1, maximum=3,
+                              doc="NAT gateways (1 = cheap, one per AZ = no cross-AZ dependency).")
+    flow_log_retention_days: int = _spec("int", default=30, choices=LOG_RETENTION_DAYS,
+                                         doc="Retention of the VPC flow log group.")
+    vpc_id: str = _spec("str", default="", pattern=r"^vpc-[0-9a-f]{8,17}$|^$",
+                        doc="Import this existing VPC instead of creating one (needs account and region).")
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuesConfig:
+    encryption: str = _spec("str", default="sqs-managed", choices=("sqs-managed", "kms"),
+                            doc="SSE-SQS, or a customer-managed KMS key with rotation.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    image: str = _spec("str", default="", doc="API image URI; empty = the reference job API.")
+    cpu: int = _spec("int", default=256, choices=tuple(FARGATE_MEMORY), doc="API task CPU units.")
+    memory_mib: int = _spec("int", default=512, minimum=512, maximum=122880, doc="API task memory.")
+    min_tasks: int = _spec("int", default=2, minimum=1, maximum=100, doc="API tasks at least.")
+    max_tasks: int = _spec("int", default=6, minimum=1, maximum=100, doc="API tasks at most.")
+    cpu_target_percent: int = _spec("int", default=60, minimum=10, maximum=90,
+                                    doc="Target CPU utilization of the API service.")
+    requests_per_target: int = _spec("int", default=500, minimum=0, maximum=100000,
+                                     doc="Target ALB requests per task per minute; 0 = off.")
+    certificate_arn: str = _spec("str", default="",
+                                 pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$|^$",
+                                 doc="ACM certificate for HTTPS; empty = deploy-time parameter.")
+    allow_plain_http: bool = _spec("bool", default=False,
+                                   doc="Serve plain HTTP without a certificate (dev only).")
+    idle_timeout_seconds: int = _spec("int", default=60, minimum=1, maximum=4000,
+                                      doc="ALB idle timeout.")
+    health_check_path: str = _spec("str", default="/healthz", pattern=r"^/[A-Za-z0-9/_.-]*$",
+                                   doc="Target group health-check path.")
+    deletion_protection: bool = _spec("bool", default=True, doc="ALB deletion protection.")
+    access_log_expiry_days: int = _spec("int", default=90, minimum=1, maximum=3650,
+                                        doc="Days ALB access logs are kept.")
+    max_payload_bytes: int = _spec("int", default=65536, minimum=1024, maximum=200_000,
+                                   doc="Largest job payload the API accepts (SQS and Batch limits).")
+
+
+@dataclasses.dataclass(frozen=True)
+class TierConfig:
+    name: str = _spec("str", pattern=_TIER_NAME, doc="Tier name; part of queue names (frozen).")
+    runtime: str = _spec("str", choices=("service", "batch"),
+                         doc="`service` = Fargate workers, `batch` = AWS Batch jobs.")
+    latency_objective_seconds: int = _spec("int", minimum=1, maximum=86400,
+                                           doc="Seconds a message may wait before it starts.")
+    expected_job_seconds: float = _spec("float", minimum=0.001, maximum=43200,
+                                        doc="Typical job duration.")
+    max_job_seconds: int = _spec("int", minimum=1, maximum=SQS_MAX_VISIBILITY_SECONDS,
+                                 doc="Hard limit of one job; sets the visibility timeout.")
+    max_receive_count: int = _spec("int", default=5, minimum=1, maximum=1000,
+                                   doc="Attempts before a message goes to the DLQ.")
+    queue_retention_days: int = _spec("int", default=4, minimum=1, maximum=14,
+                                      doc="Message retention of the tier queue.")
+    dlq_retention_days: int = _spec("int", default=14, minimum=2, maximum=14,
+                                    doc="Message retention of the DLQ (> queue retention).")
+    cpu: int = _spec("int", default=512, minimum=256, maximum=16384,
+                     doc="Task CPU units (Fargate) or 1024 x vCPUs (Batch).")
+    memory_mib: int = _spec("int", default=1024, minimum=512, maximum=122880, doc="Task memory.")
+    concurrency: int = _spec("int", default=1, minimum=1, maximum=256, doc="Jobs at once per task.")
+    min_tasks: int = _spec("int", default=0, minimum=0, maximum=1000, doc="Worker tasks at least.")
+    max_tasks: int = _spec("int", default=0, minimum=0, maximum=1000, doc="Worker tasks at most.")
+    stop_timeout_seconds: int = _spec("int", default=120, minimum=2, maximum=120,
+                                      doc="ECS stopTimeout: drain budget after SIGTERM.")
+    fargate_spot_weight: int = _spec("int", default=0, minimum=0, maximum=10,
+                                     doc="Weight of FARGATE_SPOT against FARGATE (weight 1).")
+
+    @property
+    def is_service(self) -> bool:
+        return self.runtime == "service"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Longest job plus time to settle it, so a healthy job never reappears mid-run."""
+        return self.max_job_seconds + VISIBILITY_MARGIN_SECONDS
+
+    @property
+    def backlog_per_task_target(self) -> float:
+        """Messages one task may have waiting and still meet the latency objective.
+
+        A task finishes `concurrency / expected_job_seconds` jobs a second, so in
+        `latency_objective_seconds` it clears latency / expected x concurrency messages.
+        """
+        return round(self.latency_objective_seconds / self.expected_job_seconds * self.concurrency, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchConfig:
+    compute: str = _spec("str", default="ec2-spot", choices=("ec2-spot", "fargate-spot"),
+                         doc="Compute behind the batch tier.")
+    instance_classes: tuple[str, ...] = _spec("list[str]", default=["m6i", "m7i", "c6i", "r6i"],
+                                              pattern=r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*(\.[a-z0-9]+)?$",
+                                              doc="EC2 instance classes or types for Spot.")
+    max_vcpus: int = _spec("int", default=256, minimum=1, maximum=100000, doc="Spot vCPUs at most.")
+    on_demand_fallback: bool = _spec("bool", default=True,
+                                     doc="On-demand compute environment at order 2.")
+    on_demand_max_vcpus: int = _spec("int", default=64, minimum=1, maximum=100000,
+                                     doc="On-demand vCPUs at most.")
+    spot_retry_attempts: int = _spec("int", default=5, minimum=1, maximum=10,
+                                     doc="Attempts of a job whose Spot host was reclaimed.")
+    runnable_timeout_seconds: int = _spec("int", default=3600, minimum=600, maximum=86400,
+                                          doc="A job stuck RUNNABLE this long is cancelled.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmsConfig:
+    emails: tuple[str, ...] = _spec("list[str]", default=[], pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                                    doc="Email addresses subscribed to the alarm topic.")
+    https_endpoints: tuple[str, ...] = _spec("list[str]", default=[], pattern=r"^https://\S+$",
+                                             doc="HTTPS endpoints subscribed to the alarm topic.")
+    dlq_messages_threshold: int = _spec("int", default=1, minimum=1, maximum=100000,
+                                        doc="DLQ depth that alarms.")
+    memory_utilization_percent: int = _spec("int", default=80, minimum=10, maximum=100,
+                                            doc="Worker memory utilization that alarms.")
+    alb_5xx_threshold: int = _spec("int", default=10, minimum=1, maximum=100000,
+                                   doc="ALB-generated 5xx per 5 minutes that alarm.")
+    target_5xx_rate_percent: float = _spec("float", default=5, minimum=0.1, maximum=100,
+                                           doc="Target 5xx share of requests that alarms.")
+    p95_response_seconds: float = _spec("float", default=2.0, minimum=0.01, maximum=600,
+                                        doc="p95 target response time that alarms.")
+    batch_failed_jobs_threshold: int = _spec("int", default=1, minimum=1, maximum=100000,
+                                             doc="Failed Batch jobs per hour that alarm.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RedriveConfig:
+    max_redrives: int = _spec("int", default=3, minimum=1, maximum=100,
+                              doc="Redrives after which a message stays quarantined in its DLQ.")
+    timeout_seconds: int = _spec("int", default=300, minimum=30, maximum=900,
+                                 doc="Redrive Lambda timeout.")
+    scheduled_tiers: tuple[str, ...] = _spec("list[str]", default=[], pattern=_TIER_NAME,
+                                             doc="Tiers redriven automatically every hour.")
+    scheduled_error_types: tuple[str, ...] = _spec("list[str]", default=[],
+                                                   pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+                                                   doc="Error types the scheduled redrive moves.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusConfig:
+    ttl_days: int = _spec("int", default=30, minimum=1, maximum=3650,
+                          doc="Days a job's status record is kept.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    app: AppConfig
+    network: NetworkConfig
+    queues: QueuesConfig
+    api: ApiConfig
+    tiers: tuple[TierConfig, ...]
+    job_types: Mapping[str, str]
+    batch: BatchConfig
+    alarms: AlarmsConfig
+    redrive: RedriveConfig
+    status: StatusConfig
+
+    @property
+    def app_name(self) -> str:
+        return self.app.name
+
+    @property
+    def service_tiers(self) -> tuple[TierConfig, ...]:
+        return tuple(t for t in self.tiers if t.is_service)
+
+    @property
+    def batch_tiers(self) -> tuple[TierConfig, ...]:
+        return tuple(t for t in self.tiers if not t.is_service)
+
+    def tier(self, name: str) -> TierConfig:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise KeyError(name)
+
+    def resource_name(self, *parts: str) -> str:
+        """`<app>-<env>-<parts...>`: the naming convention of queues, alarms and functions."""
+        return "-".join((self.app.name, self.name, *parts))
+
+
+# Top-level sections and the dataclass each one validates into.
+_SECTIONS: dict[str, type] = {
+    "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
+    "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
+}
+_TOP_LEVEL = (*_SECTIONS, "tiers", "job_types")
+_JOB_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"
+
+
+def known_environments(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.toml") if p.name != DEFAULTS_FILE)
+
+
+def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentConfig:
+    """Merge defaults.toml with <name>.toml and validate the result."""
+    known = known_environments(directory)
+    if name not in known:
+        raise ConfigError("-c env", "env", name, f"one of {', '.join(known)}")
+    defaults_file = directory / DEFAULTS_FILE
+    env_file = directory / f"{name}.toml"
+    origins: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    for path in (defaults_file, env_file):
+        _merge_file(merged, _read_toml(path), _display(path), origins)
+    return _validate(name, merged, origins, _display(env_file))
+
+
+def load_all(directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
+    return [load_environment(name, directory) for name in known_environments(directory)]
+
+
+def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:
+    """(field, kind, default, doc) per section, for the README's configuration reference."""
+    sections = {**_SECTIONS, "tiers": TierConfig}
+    result = {}
+    for section, cls in sections.items():
+        rows = []
+        for f in dataclasses.fields(cls):
+            default = None if f.default is dataclasses.MISSING else f.default
+            rows.append((f.name, f.metadata["kind"], default, f.metadata["doc"]))
+        result[section] = rows
+    return result
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(_display(path), "(file)", str(path), "the file must exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_display(path), "(syntax)", str(exc), "valid TOML") from exc
+
+
+def _merge_file(merged: dict[str, Any], data: dict[str, Any], file: str,
+                origins: dict[str, str]) -> None:
+    for key, value in data.items():
+        if key not in _TOP_LEVEL:
+            raise ConfigError(file, key, value, f"unknown section; known: {', '.join(_TOP_LEVEL)}")
+        if key == "tiers":
+            merged["tiers"] = _merge_tiers(merged.get("tiers", []), value, file, origins)
+        elif isinstance(value, dict):
+            section = merged.setdefault(key, {})
+            for field, field_value in value.items():
+                section[field] = field_value
+                origins[f"{key}.{field}"] = file
+        else:
+            raise ConfigError(file, key, value, "a table ([" + key + "])")
+
+
+def _merge_tiers(base: list[dict[str, Any]], overrides: Any, file: str,
+                 origins: dict[str, str]) -> list[dict[str, Any]]:
+    if not isinstance(overrides, list) or not all(isinstance(t, dict) for t in overrides):
+        raise ConfigError(file, "tiers", overrides, "an array of tables ([[tiers]])")
+    result = [dict(t) for t in base]
+    seen: set[str] = set()
+    for index, tier in enumerate(overrides):
+        name = tier.get("name", _MISSING)
+        if not isinstance(name, str):
+            raise ConfigError(file, f"tiers[{index}].name", name, "a tier name (string) in every [[tiers]]")
+        if name in seen:
+            raise ConfigError(file, f"tiers[{name}].name", name, "each tier name at most once per file")
+        seen.add(name)
+        existing = next((t for t in result if t["name"] == name), None)
+        if existing is None:
+            existing = {}
+            result.append(existing)
+        existing.update(tier)
+        for field in tier:
+            origins[f"tiers[{name}].{field}"] = file
+    return result
+
+
+def _validate(env: str, merged: dict[str, Any], origins: dict[str, str],
+              env_file: str) -> EnvironmentConfig:
+    def where(field: str) -> str:
+        return origins.get(field, env_file)
+
+    sections = {key: _build(cls, merged.get(key, {}), key, where)
+                for key, cls in _SECTIONS.items()}
+    tiers_raw = merged.get("tiers", [])
+    if not tiers_raw:
+        raise ConfigError(env_file, "tiers", [], "at least one [[tiers]] table")
+    tiers = tuple(_build(TierConfig, raw, f"tiers[{raw['name']}]", where) for raw in tiers_raw)
+    job_types = _validate_job_types(merged.get("job_types", {}), tiers, where)
+    config = EnvironmentConfig(name=env, tiers=tiers, job_types=job_types, **sections)
+    _check_consistency(config, where)
+    return config
+
+
+def _build(cls: type, raw: Any, prefix: str, where) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(where(prefix), prefix, raw, "a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(where(f"{prefix}.{key}"), f"{prefix}.{key}", raw[key],
+                              f"unknown key; known: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        path = f"{prefix}.{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(where(prefix + ".name"), path, _MISSING, "required; "
+                                  + _describe_rule(f.metadata))
+            continue
+        values[name] = _check_value(raw[name], f.metadata, path, where(path))
+    return cls(**values)
+
+
+def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
+    kind = rule["kind"]
+
+    def fail(allowed: str | None = None) -> None:
+        raise ConfigError(file, path, value, allowed or _describe_rule(rule))
+
+    if kind == "list[str]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            fail("a list of strings")
+        for item in value:
+            if rule["pattern"] and not re.search(rule["pattern"], item):
+                raise ConfigError(file, path, item, f"each item matching {rule['pattern']}")
+        return tuple(value)
+    ok_type = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+    }[kind]
+    if not ok_type:
+        fail()
+    if rule["choices"] is not None and value not in rule["choices"]:
+        fail()
+    if rule["min"] is not None and value < rule["min"]:
+        fail()
+    if rule["max"] is not None and value > rule["max"]:
+        fail()
+    if rule["pattern"] is not None and not re.search(rule["pattern"], value):
+        fail()
+    return float(value) if kind == "float" else value
+
+
+def _describe_rule(rule: dict[str, Any]) -> str:
+    kind = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
+            "list[str]": "a list of strings"}[rule["kind"]]
+    if rule["choices"] is not None:
+        return f"{kind}, one of {', '.join(map(str, rule['choices']))}"
+    parts = [kind]
+    if rule["min"] is not None and rule["max"] is not None:
+        parts.append(f"from {rule['min']} to {rule['max']}")
+    elif rule["min"] is not None:
+        parts.append(f">= {rule['min']}")
+    if rule["pattern"] is not None:
+        parts.append(f"matching {rule['pattern']}")
+    return " ".join(parts)
+
+
+def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[str, str]:
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(where("job_types"), "job_types", raw,
+                          "a table mapping at least one job type to a tier")
+    tier_names = [t.name for t in tiers]
+    for job_type, tier in raw.items():
+        path = f"job_types.{job_type}"
+        if not re.search(_JOB_TYPE, job_type):
+            raise ConfigError(where(path), path, job_type, f"a job type name matching {_JOB_TYPE}")
+        if tier not in tier_names:
+            raise ConfigError(where(path), path, tier, f"a known tier: {', '.join(tier_names)}")
+    return dict(raw)
+
+
+def _check_consistency(config: EnvironmentConfig, where) -> None:
+    """Rules that tie fields together; each names the field that has to change."""
+    app, net, api = config.app, config.network, config.api
+    if net.vpc_id and not (app.account and app.region):
+        raise ConfigError(where("network.vpc_id"), "network.vpc_id", net.vpc_id,
+                          "importing a VPC needs app.account and app.region (the lookup needs an account)")
+    if net.nat_gateways > net.max_azs:
+        raise ConfigError(where("network.nat_gateways"), "network.nat_gateways", net.nat_gateways,
+                          f"from 1 to network.max_azs ({net.max_azs})")
+    try:
+        cidr = ipaddress.IPv4Network(net.cidr)
+    except ValueError:
+        raise ConfigError(where("network.cidr"), "network.cidr", net.cidr,
+                          "an IPv4 network such as 10.40.0.0/16") from None
+    if not 16 <= cidr.prefixlen <= 24:
+        raise ConfigError(where("network.cidr"), "network.cidr", net.cidr, "a prefix from /16 to /24")
+    if api.memory_mib not in FARGATE_MEMORY[api.cpu]:
+        raise ConfigError(where("api.memory_mib"), "api.memory_mib", api.memory_mib,
+                          f"for api.cpu {api.cpu}: one of {_short(FARGATE_MEMORY[api.cpu])}")
+    if api.min_tasks > api.max_tasks:
+        raise ConfigError(where("api.min_tasks"), "api.min_tasks", api.min_tasks,
+                          f"<= api.max_tasks ({api.max_tasks})")
+    names = [t.name for t in config.tiers]
+    for tier in config.tiers:
+        _check_tier(tier, where)
+    for tier_name in config.redrive.scheduled_tiers:
+        if tier_name not in names:
+            raise ConfigError(where("redrive.scheduled_tiers"), "redrive.scheduled_tiers", tier_name,
+                              f"a known tier: {', '.join(names)}")
+    if config.batch_tiers and config.batch.on_demand_max_vcpus > config.batch.max_vcpus * 4:
+        raise ConfigError(where("batch.on_demand_max_vcpus"), "batch.on_demand_max_vcpus",
+                          config.batch.on_demand_max_vcpus,
+                          f"at most 4 x batch.max_vcpus ({config.batch.max_vcpus * 4})")
+
+
+def _check_tier(tier: TierConfig, where) -> None:
+    prefix = f"tiers[{tier.name}]"
+
+    def fail(field: str, allowed: str) -> None:
+        path = f"{prefix}.{field}"
+        raise ConfigError(where(path), path, getattr(tier, field), allowed)
+
+    if tier.expected_job_seconds > tier.max_job_seconds:
+        fail("expected_job_seconds", f"<= max_job_seconds ({tier.max_job_seconds})")
+    if tier.latency_objective_seconds < tier.expected_job_seconds:
+        fail("latency_objective_seconds",
+             f">= expected_job_seconds ({tier.expected_job_seconds:g}): a backlog target below one "
+             "message per task cannot be met")
+    limit = SQS_MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN_SECONDS
+    if tier.max_job_seconds > limit:
+        fail("max_job_seconds", f"<= {limit}: the visibility timeout (max_job_seconds + "
+             f"{VISIBILITY_MARGIN_SECONDS}) cannot exceed SQS's {SQS_MAX_VISIBILITY_SECONDS}")
+    if tier.dlq_retention_days <= tier.queue_retention_days:
+        fail("dlq_retention_days", f"> queue_retention_days ({tier.queue_retention_days}): SQS keeps "
+             "the original enqueue time, so a shorter DLQ retention expires failed messages early")
+    if tier.is_service:
+        if tier.max_tasks < 1:
+            fail("max_tasks", "from 1 to 1000 for a service tier")
+        if tier.min_tasks > tier.max_tasks:
+            fail("min_tasks", f"<= max_tasks ({tier.max_tasks})")
+        if tier.cpu not in FARGATE_MEMORY:
+            fail("cpu", f"a Fargate CPU size, one of {', '.join(map(str, FARGATE_MEMORY))}")
+        if tier.memory_mib not in FARGATE_MEMORY[tier.cpu]:
+            fail("memory_mib", f"for cpu {tier.cpu}: one of {_short(FARGATE_MEMORY[tier.cpu])}")
+        if tier.stop_timeout_seconds > tier.max_job_seconds + VISIBILITY_MARGIN_SECONDS:
+            fail("stop_timeout_seconds", "<= the visibility timeout")
+    else:
+        if tier.min_tasks or tier.max_tasks:
+            fail("min_tasks" if tier.min_tasks else "max_tasks",
+                 "0 for a batch tier (AWS Batch scales by max_vcpus)")
+        if tier.cpu % 1024:
+            fail("cpu", "a multiple of 1024 (whole vCPUs) for a batch tier")
+
+
+def _short(values: tuple[int, ...]) -> str:
+    if len(values) <= 6:
+        return ", ".join(map(str, values))
+    return f"{values[0]} to {values[-1]} in steps of {values[1] - values[0]}"

@@ -1,0 +1,28 @@
+"""One cdk.Stage per environment: wires the stacks together, passing objects, never ARNs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.network import NetworkStack
+from stacks.stateful import StatefulStack
+
+
+class JobFleetStage(cdk.Stage):
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        env = cdk.Environment(account=config.app.account or None, region=config.app.region or None)
+        super().__init__(scope, config.name, env=env)
+        self.config = config
+        tags = {"app": config.app_name, "environment": config.name}
+        for key, value in tags.items():
+            cdk.Tags.of(self).add(key, value)
+
+        def stack_props(stack: str) -> dict:
+            return {"stack_name": config.resource_name(stack),
+                    "description": f"JobFleet {config.name}: {stack}",
+                    "termination_protection": config.app.removal_policy == "retain"}
+
+        self.network = NetworkStack(self, "Network", config=config, **stack_props("network"))
+        self.stateful = StatefulStack(self, "Stateful", config=config, **stack_props("stateful"))

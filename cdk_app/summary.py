@@ -1,0 +1,32 @@
+"""Print what `cdk synth` produced: per environment, its stacks and resources by type."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def summarize(outdir: Path) -> str:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    lines = []
+    for stage_id, artifact in sorted(manifest["artifacts"].items()):
+        if artifact["type"] != "cdk:cloud-assembly":
+            continue
+        stage_dir = outdir / artifact["properties"]["directoryName"]
+        stage_manifest = json.loads((stage_dir / "manifest.json").read_text())
+        stacks = {name: a for name, a in stage_manifest["artifacts"].items()
+                  if a["type"] == "aws:cloudformation:stack"}
+        lines.append(f"== {artifact['properties'].get('displayName', stage_id)}: {len(stacks)} stacks")
+        for name, stack in sorted(stacks.items()):
+            template = json.loads((stage_dir / stack["properties"]["templateFile"]).read_text())
+            types = Counter(r["Type"] for r in template.get("Resources", {}).values()
+                            if r["Type"] != "AWS::CDK::Metadata")
+            lines.append(f"  {stack.get('displayName', name)} ({sum(types.values())} resources)")
+            lines.extend(f"    {count:3d}  {rtype}" for rtype, count in sorted(types.items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summarize(Path(sys.argv[1] if len(sys.argv) > 1 else "cdk.out")))

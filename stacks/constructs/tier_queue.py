@@ -1,0 +1,54 @@
+"""One tier's work queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_app.config import TierConfig
+
+
+class TierQueue(Construct):
+    """Queue + DLQ for one tier: encrypted, TLS-only, redrive wired both ways.
+
+    The construct IDs "Queue" and "DeadLetterQueue" are frozen: renaming one replaces the queue
+    and drops its messages.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, tier: TierConfig, queue_name: str,
+                 removal_policy: cdk.RemovalPolicy, key: kms.IKey | None) -> None:
+        super().__init__(scope, construct_id)
+        self.tier = tier
+        encryption = {"encryption": sqs.QueueEncryption.KMS, "encryption_master_key": key,
+                      "data_key_reuse": cdk.Duration.hours(1)} if key else {
+                      "encryption": sqs.QueueEncryption.SQS_MANAGED}
+        stack = cdk.Stack.of(self)
+        # The DLQ may only be a redrive target of its own source queue. The source ARN is built
+        # from the name: referencing the queue itself would make the two queues a cycle.
+        source_arn = stack.format_arn(service="sqs", resource=queue_name)
+        self.dead_letter_queue = sqs.Queue(
+            self, "DeadLetterQueue",
+            queue_name=f"{queue_name}-dlq",
+            retention_period=cdk.Duration.days(tier.dlq_retention_days),
+            enforce_ssl=True,
+            removal_policy=removal_policy,
+            redrive_allow_policy=sqs.RedriveAllowPolicy(
+                redrive_permission=sqs.RedrivePermission.BY_QUEUE,
+                source_queues=[sqs.Queue.from_queue_arn(self, "SourceQueueRef", source_arn)],
+            ),
+            **encryption,
+        )
+        self.queue = sqs.Queue(
+            self, "Queue",
+            queue_name=queue_name,
+            visibility_timeout=cdk.Duration.seconds(tier.visibility_timeout_seconds),
+            retention_period=cdk.Duration.days(tier.queue_retention_days),
+            receive_message_wait_time=cdk.Duration.seconds(20),
+            enforce_ssl=True,
+            removal_policy=removal_policy,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue,
+                                                  max_receive_count=tier.max_receive_count),
+            **encryption,
+        )

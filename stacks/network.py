@@ -1,0 +1,42 @@
+"""Network: a VPC with public subnets (ALB, NAT) and private subnets with egress (everything else)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.retention import log_retention
+
+
+class NetworkStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        net = config.network
+        if net.vpc_id:
+            # Needs account and region (checked by the config); cached in cdk.context.json.
+            self.vpc: ec2.IVpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=net.vpc_id)
+            return
+        vpc = ec2.Vpc(
+            self, "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(net.cidr),
+            max_azs=net.max_azs,
+            nat_gateways=net.nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
+                                        cidr_mask=24),
+                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                        cidr_mask=22),
+            ],
+        )
+        flow_logs = logs.LogGroup(
+            self, "FlowLogs",
+            retention=log_retention(net.flow_log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+                         traffic_type=ec2.FlowLogTrafficType.ALL)
+        self.vpc = vpc

@@ -1,0 +1,567 @@
+"""Reference job API: ``python -m worker api`` (uvicorn serving ``worker.api:app`` on 0.0.0.0:$PORT).
+
+``POST /jobs`` validates a job, sends the envelope ``{"jobId", "type", "payload", "submittedAt"}`` to its
+tier's queue and answers 202 ``{jobId, tier, statusUrl}``; ``GET /jobs/{jobId}`` reads the job status
+table the workers keep; ``GET /healthz``; the OpenAPI document is at ``/openapi.json``.
+
+Configuration (the CDK compute stack sets these on the API container):
+
+- ``TIER_QUEUES``: JSON ``{tier: queueUrl}``; ``JOB_TYPES``: JSON ``{jobType: tier}``;
+- ``STATUS_TABLE``: DynamoDB table (key ``jobId``, TTL ``expiresAt``); optional (status lookups answer
+  501 and idempotency keys are remembered in this process only when it is unset);
+- ``MAX_PAYLOAD_BYTES``: largest serialized payload accepted (default 65536);
+- ``STATUS_TTL_DAYS`` (optional, default 30, as for the workers): how long status records live.
+
+Rules the API keeps:
+
+- Never 202 for a job that was not queued: any SQS failure answers 503 with ``Retry-After``; the status
+  record written just before the send is removed again and the idempotency key is released.
+- The status record (``queued``) is written *before* the send, so a worker that finishes the job within
+  milliseconds can never be overwritten by a late ``queued`` write.
+- Idempotency: the same ``idempotencyKey`` within 24 h returns the first request's jobId and sends
+  nothing. In DynamoDB the key is an item ``jobId = "idem#<key>"`` claimed with a conditional put. A
+  claim whose send is still in flight answers 409 (retry shortly); a claim abandoned by a crashed API
+  task can be taken over after ``PENDING_CLAIM_SECONDS``. The same key with a different type or payload
+  answers 422.
+- Every error is JSON ``{"error": <code>, "reason": <text>}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from worker.config import ConfigError, env_number
+from worker.envelope import Envelope
+
+log = logging.getLogger("worker.api")
+
+DEFAULT_MAX_PAYLOAD_BYTES = 65536
+MAX_PAYLOAD_LIMIT = 1024 * 1024  # SQS's largest message
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+PENDING_CLAIM_SECONDS = 30  # a claim not confirmed within this long was abandoned (API task died)
+RETRY_AFTER_SECONDS = 5
+IDEMPOTENCY_PREFIX = "idem#"
+# Request bodies larger than this are refused before parsing (payload limit x2 for whitespace/escapes).
+BODY_SLACK_BYTES = 16384
+AWS_ERRORS = (BotoCoreError, ClientError)
+
+JobState = Literal["queued", "running", "succeeded", "failed", "dead-lettered"]
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- configuration ---------------------------------------------------------------------------------------
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise ConfigError(f"required environment variable not set: {name}")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not data or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items()
+    ):
+        raise ConfigError(f"{name} must be a non-empty JSON object of strings to strings")
+    return data
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    tier_queues: dict[str, str]
+    job_types: dict[str, str]
+    status_table: str | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    status_ttl_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        missing = sorted({tier for tier in self.job_types.values() if tier not in self.tier_queues})
+        if missing:
+            raise ConfigError(
+                f"JOB_TYPES routes to tier(s) without a queue in TIER_QUEUES: {', '.join(missing)}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            tier_queues=_json_object(env, "TIER_QUEUES"),
+            job_types=_json_object(env, "JOB_TYPES"),
+            status_table=env.get("STATUS_TABLE") or None,
+            max_payload_bytes=env_number(
+                env, "MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, minimum=1, maximum=MAX_PAYLOAD_LIMIT,
+                integer=True,
+            ),
+            status_ttl_days=env_number(env, "STATUS_TTL_DAYS", 30.0, minimum=1, maximum=3650),
+        )
+
+
+# --- request and response models ---------------------------------------------------------------------------
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="Job type; decides the tier (queue) the job goes to.")
+    payload: dict[str, Any] = Field(description="Handler input: a JSON object.")
+    idempotencyKey: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Repeat a submission safely: within 24 h the same key returns the same jobId.",
+    )
+
+
+class JobAccepted(BaseModel):
+    jobId: str
+    tier: str
+    statusUrl: str
+
+
+class JobStatus(BaseModel):
+    jobId: str
+    status: JobState
+    type: str | None = None
+    tier: str | None = None
+    attempts: int = 0
+    submittedAt: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    updatedAt: str | None = None
+    lastError: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable error code.")
+    reason: str = Field(description="What was wrong, for a human.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    tiers: list[str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.error, self.reason, self.headers = status, error, reason, headers or {}
+
+
+def _unavailable(what: str, exc: Exception) -> ApiError:
+    log.warning("dependency unavailable", extra={"dependency": what, "error": str(exc)})
+    return ApiError(
+        503,
+        "unavailable",
+        f"{what} is unreachable or failing ({type(exc).__name__}); the job was not accepted, retry later",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+# --- status and idempotency stores ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An idempotency record: the job a key stands for, and whether its send completed."""
+
+    job_id: str
+    tier: str
+    fingerprint: str
+    sent: bool
+
+
+class DynamoJobStore:
+    """Status records (same item shape as worker.status.JobStatusStore) and idempotency claims."""
+
+    def __init__(self, table, ttl_days: float) -> None:
+        self._table = table
+        self._ttl_seconds = int(ttl_days * 86400)
+
+    # status
+    def record_queued(self, job_id: str, job_type: str, tier: str, submitted_at: str) -> None:
+        self._table.put_item(
+            Item={
+                "jobId": job_id,
+                "type": job_type,
+                "tier": tier,
+                "status": "queued",
+                "attempts": 0,
+                "submittedAt": submitted_at,
+                "updatedAt": submitted_at,
+                "expiresAt": int(time.time()) + self._ttl_seconds,
+            },
+            ConditionExpression="attribute_not_exists(jobId)",
+        )
+
+    def forget(self, job_id: str) -> None:
+        """Undo record_queued after a failed send, unless a worker already touched the record."""
+        try:
+            self._table.delete_item(
+                Key={"jobId": job_id},
+                ConditionExpression="#s = :queued",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":queued": "queued"},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def get(self, job_id: str) -> dict | None:
+        return self._table.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
+
+    # idempotency
+    def claim(self, key: str, job_id: str, tier: str, fingerprint: str) -> Claim | None:
+        """Claim ``key`` for ``job_id``; None when claimed, else the live claim that holds the key."""
+        item_key = IDEMPOTENCY_PREFIX + key
+        for _ in range(3):
+            now = int(time.time())
+            try:
+                self._table.put_item(
+                    Item={
+                        "jobId": item_key,
+                        "targetJobId": job_id,
+                        "tier": tier,
+                        "fingerprint": fingerprint,
+                        "claimState": "pending",
+                        "pendingUntil": now + PENDING_CLAIM_SECONDS,
+                        "expiresAt": now + IDEMPOTENCY_WINDOW_SECONDS,
+                    },
+                    # DynamoDB's TTL deletes lazily, so an expired claim counts as absent.
+                    ConditionExpression="attribute_not_exists(jobId) OR expiresAt < :now "
+                    "OR (claimState = :pending AND pendingUntil < :now)",
+                    ExpressionAttributeValues={":now": now, ":pending": "pending"},
+                )
+                return None
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            item = self._table.get_item(Key={"jobId": item_key}, ConsistentRead=True).get("Item")
+            if item is not None:
+                return Claim(
+                    str(item["targetJobId"]), str(item["tier"]), str(item["fingerprint"]),
+                    item.get("claimState") == "sent",
+                )
+        raise ApiError(409, "submission-in-progress", "this idempotencyKey is changing hands; retry shortly",
+                       {"Retry-After": "1"})
+
+    def confirm(self, key: str, job_id: str) -> None:
+        self._table.update_item(
+            Key={"jobId": IDEMPOTENCY_PREFIX + key},
+            UpdateExpression="SET claimState = :sent REMOVE pendingUntil",
+            ConditionExpression="targetJobId = :job",
+            ExpressionAttributeValues={":sent": "sent", ":job": job_id},
+        )
+
+    def release(self, key: str, job_id: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={"jobId": IDEMPOTENCY_PREFIX + key},
+                ConditionExpression="targetJobId = :job",
+                ExpressionAttributeValues={":job": job_id},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+class MemoryIdempotency:
+    """Idempotency without STATUS_TABLE: remembered in this process only (one API task, local runs).
+
+    Several API tasks behind a load balancer do not share it; production sets STATUS_TABLE.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claims: dict[str, tuple[Claim, float, float]] = {}  # key -> (claim, expires, pending until)
+
+    def claim(self, key: str, job_id: str, tier: str, fingerprint: str) -> Claim | None:
+        now = time.time()
+        with self._lock:
+            existing = self._claims.get(key)
+            if existing is not None:
+                claim, expires, pending_until = existing
+                if expires > now and (claim.sent or pending_until > now):
+                    return claim
+            self._claims[key] = (
+                Claim(job_id, tier, fingerprint, False),
+                now + IDEMPOTENCY_WINDOW_SECONDS,
+                now + PENDING_CLAIM_SECONDS,
+            )
+            # Bounded memory: expired claims go whenever a new one is made.
+            for stale in [k for k, (_, exp, _) in self._claims.items() if exp <= now]:
+                del self._claims[stale]
+            return None
+
+    def confirm(self, key: str, job_id: str) -> None:
+        with self._lock:
+            claim, expires, _ = self._claims[key]
+            if claim.job_id == job_id:
+                self._claims[key] = (Claim(claim.job_id, claim.tier, claim.fingerprint, True), expires, 0.0)
+
+    def release(self, key: str, job_id: str) -> None:
+        with self._lock:
+            existing = self._claims.get(key)
+            if existing is not None and existing[0].job_id == job_id:
+                del self._claims[key]
+
+
+def _aws_config() -> Config:
+    # Fail fast: a client waiting on a dead endpoint must get its 503 in seconds, not minutes.
+    return Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 2})
+
+
+# --- the app ---------------------------------------------------------------------------------------------
+
+
+def _validation_reason(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        why = detail.get("ctx", {}).get("error", "")
+        return 400, "malformed-json", f"request body is not valid JSON: {why}"
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    if len(errors) > 5:
+        parts.append(f"... and {len(errors) - 5} more")
+    return 422, "invalid-request", "; ".join(parts)
+
+
+def _fingerprint(job_type: str, payload_json: str) -> str:
+    return hashlib.sha256(f"{job_type}\n{payload_json}".encode()).hexdigest()
+
+
+def _status_from_item(item: dict) -> JobStatus:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return None if value is None else str(value)
+
+    attempts = item.get("attempts", 0)
+    return JobStatus(
+        jobId=str(item["jobId"]),
+        status=item["status"],
+        type=text("type"),
+        tier=text("tier"),
+        attempts=int(attempts) if isinstance(attempts, int | Decimal) else 0,
+        submittedAt=text("submittedAt"),
+        startedAt=text("startedAt"),
+        finishedAt=text("finishedAt"),
+        updatedAt=text("updatedAt"),
+        lastError=text("lastError"),
+    )
+
+
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
+
+
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
+    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
+    sqs = sqs_client or boto3.client("sqs", config=_aws_config())
+    store: DynamoJobStore | None = None
+    idempotency: DynamoJobStore | MemoryIdempotency
+    if settings.status_table:
+        resource = dynamodb or boto3.resource("dynamodb", config=_aws_config())
+        store = DynamoJobStore(resource.Table(settings.status_table), settings.status_ttl_days)
+        idempotency = store
+    else:
+        idempotency = MemoryIdempotency()
+    body_limit = settings.max_payload_bytes * 2 + BODY_SLACK_BYTES
+
+    app = FastAPI(
+        title="JobFleet job API",
+        version="1.0.0",
+        description="Submit jobs to their tier's queue and follow their status.",
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "reason": exc.reason}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, error, reason = _validation_reason(exc)
+        return JSONResponse({"error": error, "reason": reason}, status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        headers = getattr(exc, "headers", None)
+        return JSONResponse({"error": error, "reason": str(exc.detail)}, exc.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"error": "internal", "reason": f"internal error ({type(exc).__name__})"}, 500)
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > body_limit:
+            return JSONResponse(
+                {"error": "payload-too-large",
+                 "reason": f"request body of {length} bytes exceeds {body_limit}"},
+                413,
+            )
+        return await call_next(request)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        return Health(status="ok", tiers=sorted(settings.tier_queues))
+
+    @app.post(
+        "/jobs",
+        status_code=202,
+        response_model=JobAccepted,
+        responses={**_ERRORS, 409: {"model": ErrorBody, "description": "same idempotencyKey in flight"}},
+        tags=["jobs"],
+    )
+    def submit_job(job: JobRequest) -> JSONResponse:
+        tier = settings.job_types.get(job.type)
+        if tier is None:
+            raise ApiError(
+                422, "unknown-job-type",
+                f"unknown job type {job.type[:100]!r}; known: {', '.join(sorted(settings.job_types))}",
+            )
+        try:
+            payload_json = json.dumps(job.payload, allow_nan=False)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(422, "invalid-payload", f"payload is not serializable as JSON: {exc}") from None
+        size = len(payload_json.encode())
+        if size > settings.max_payload_bytes:
+            raise ApiError(
+                413, "payload-too-large",
+                f"payload is {size} bytes serialized; at most {settings.max_payload_bytes} are accepted",
+            )
+        job_id = str(uuid.uuid4())
+        key = job.idempotencyKey
+        if key is not None:
+            fingerprint = _fingerprint(job.type, payload_json)
+            try:
+                existing = idempotency.claim(key, job_id, tier, fingerprint)
+            except AWS_ERRORS as exc:
+                raise _unavailable("the status table", exc) from None
+            if existing is not None:
+                if existing.fingerprint != fingerprint:
+                    raise ApiError(
+                        422, "idempotency-key-reused",
+                        "this idempotencyKey was used within 24 h for a different type or payload",
+                    )
+                if not existing.sent:
+                    raise ApiError(
+                        409, "submission-in-progress",
+                        "a request with this idempotencyKey is still being queued; retry shortly",
+                        {"Retry-After": "1"},
+                    )
+                return _accepted(existing.job_id, existing.tier, replayed=True)
+        submitted_at = _iso_now()
+        try:
+            if store is not None:
+                try:
+                    store.record_queued(job_id, job.type, tier, submitted_at)
+                except AWS_ERRORS as exc:
+                    raise _unavailable("the status table", exc) from None
+            body = Envelope(job_id, job.type, job.payload, submitted_at).to_json()
+            try:
+                sqs.send_message(QueueUrl=settings.tier_queues[tier], MessageBody=body)
+            except AWS_ERRORS as exc:
+                if store is not None:
+                    _quietly(store.forget, job_id)
+                raise _unavailable("SQS", exc) from None
+        except ApiError:
+            if key is not None:
+                _quietly(idempotency.release, key, job_id)
+            raise
+        if key is not None:
+            _quietly(idempotency.confirm, key, job_id)
+        log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
+        return _accepted(job_id, tier, replayed=False)
+
+    @app.get(
+        "/jobs/{jobId}",
+        response_model=JobStatus,
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
+                   503: {"model": ErrorBody}},
+        tags=["jobs"],
+    )
+    def job_status(jobId: str = Path(min_length=1, max_length=512)) -> JobStatus:
+        if store is None:
+            raise ApiError(501, "status-disabled", "job status tracking is off (STATUS_TABLE is not set)")
+        if jobId.startswith(IDEMPOTENCY_PREFIX):
+            raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
+        try:
+            item = store.get(jobId)
+        except AWS_ERRORS as exc:
+            raise _unavailable("the status table", exc) from None
+        if item is None or item.get("status") not in JobState.__args__:
+            raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
+        return _status_from_item(item)
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            # Advertise the configured job types (validation stays in the handler, with its own reason).
+            schema["components"]["schemas"]["JobRequest"]["properties"]["type"]["enum"] = sorted(
+                settings.job_types
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def _accepted(job_id: str, tier: str, *, replayed: bool) -> JSONResponse:
+    status_url = f"/jobs/{job_id}"
+    headers = {"Location": status_url}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse({"jobId": job_id, "tier": tier, "statusUrl": status_url}, 202, headers=headers)
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:  # cleanup after a failure must not hide the failure itself
+        log.warning("cleanup failed", extra={"step": fn.__name__, "error": str(exc)})
+
+
+_app: FastAPI | None = None
+_app_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """``worker.api:app`` (what ``python -m worker api`` serves), built from the environment on first use."""
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    with _app_lock:
+        if _app is None:
+            _app = create_app(ApiSettings.from_env())
+    return _app

@@ -1,0 +1,217 @@
+"""Worker test fixtures: fresh queues per test on the shared moto server, and an in-process worker runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SUPPORT_DIR = Path(__file__).parent / "support"
+WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+# The test handlers must be importable under one name, in-process and in subprocesses alike.
+sys.path.insert(0, str(SUPPORT_DIR))
+
+import jobfleet_test_jobs  # noqa: E402  (registers the test.* job types)
+from worker.config import WorkerConfig  # noqa: E402
+from worker.lifecycle import TaskProtection  # noqa: E402
+from worker.memory import MemoryReading  # noqa: E402
+from worker.observability import Metrics  # noqa: E402
+from worker.runtime import Worker  # noqa: E402
+from worker.transport import SqsTransport, sqs_client  # noqa: E402
+
+TEST_JOBS_MODULE = jobfleet_test_jobs.__name__
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
+    """Poll until predicate() is truthy; the timeout only stops a broken test from hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+
+
+@dataclass
+class Queues:
+    url: str
+    dlq_url: str
+
+
+@pytest.fixture()
+def make_queues(sqs) -> Callable[..., Queues]:
+    def make(visibility_timeout: int = 2) -> Queues:
+        name = f"q-{uuid.uuid4().hex[:12]}"
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility_timeout)})[
+            "QueueUrl"
+        ]
+        return Queues(url, dlq)
+
+    return make
+
+
+def send_job(
+    sqs,
+    queue_url: str,
+    job_type: str,
+    payload: dict,
+    job_id: str | None = None,
+    attributes: dict | None = None,
+) -> str:
+    job_id = job_id or uuid.uuid4().hex
+    body = json.dumps(
+        {"jobId": job_id, "type": job_type, "payload": payload, "submittedAt": "2024-05-01T12:00:00Z"}
+    )
+    sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes or {})
+    return job_id
+
+
+def drain_queue(sqs, queue_url: str) -> list[dict]:
+    """Everything currently receivable (each message made invisible for 30 s, so it is read once)."""
+    found = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        if not batch:
+            return found
+        found.extend(batch)
+
+
+def queue_counts(sqs, queue_url: str) -> dict[str, int]:
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    return {
+        key: int(attrs[key])
+        for key in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+    }
+
+
+def records(record_dir: Path, event: str) -> list[tuple[str, int]]:
+    """(jobId, attempt) of every marker the test handlers wrote for an event."""
+    if not record_dir.exists():
+        return []
+    out = []
+    for path in record_dir.iterdir():
+        parts = path.name.split("--")
+        if parts[0] == event:
+            out.append((parts[1], int(parts[2])))
+    return out
+
+
+class FixedMemory:
+    """An injectable memory reader whose reading the test sets."""
+
+    def __init__(self, fraction: float = 0.1, limit: int = 1 << 30) -> None:
+        self.limit = limit
+        self.fraction = fraction
+        self.reads = 0
+
+    def __call__(self) -> MemoryReading:
+        self.reads += 1
+        return MemoryReading(int(self.fraction * self.limit), self.limit)
+
+
+@dataclass
+class RunningWorker:
+    worker: Worker
+    thread: threading.Thread
+    stream: io.StringIO
+    result: dict
+
+    def metrics(self) -> list[dict]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+
+    def outcomes(self, outcome: str) -> list[dict]:
+        return [m for m in self.metrics() if m.get("event") == "job" and m.get("outcome") == outcome]
+
+    def stop(self, timeout: float = 30) -> int:
+        self.worker.request_stop("test")
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "worker did not stop"
+        return self.result["exit"]
+
+
+@pytest.fixture()
+def start_worker(moto_endpoint, tmp_path) -> Iterator[Callable[..., RunningWorker]]:
+    started: list[RunningWorker] = []
+
+    def start(
+        queues: Queues, *, memory_reader=None, transport=None, jitter=None, **overrides
+    ) -> RunningWorker:
+        settings = dict(
+            queue_url=queues.url,
+            dlq_url=queues.dlq_url,
+            max_receive_count=3,
+            concurrency=4,
+            handler_modules=(TEST_JOBS_MODULE,),
+            poll_wait_seconds=1,
+            backoff_base_seconds=1,
+            backoff_max_seconds=4,
+            stop_timeout_seconds=10,
+            tier="test",
+            health_file=str(tmp_path / "health"),
+            worker_id="test-worker",
+        )
+        settings.update(overrides)
+        config = WorkerConfig(**settings)
+        stream = io.StringIO()
+        worker = Worker(
+            config,
+            transport or SqsTransport(sqs_client(read_timeout=10), queues.url, queues.dlq_url),
+            memory_reader=memory_reader or FixedMemory(),
+            protection=TaskProtection(None, 1),
+            metrics=Metrics("test", stream),
+            **({"jitter": jitter} if jitter else {}),
+        )
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.setdefault("exit", worker.run()), daemon=True)
+        thread.start()
+        running = RunningWorker(worker, thread, stream, result)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
+
+
+def worker_env(queues: Queues, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for a real `python -m worker run` subprocess against the moto server."""
+    env = dict(os.environ)
+    env.update(
+        QUEUE_URL=queues.url,
+        DLQ_URL=queues.dlq_url,
+        MAX_RECEIVE_COUNT="5",
+        WORKER_CONCURRENCY="2",
+        WORKER_HANDLERS=TEST_JOBS_MODULE,
+        WORKER_POLL_WAIT_SECONDS="1",
+        WORKER_STOP_TIMEOUT_SECONDS="20",
+        HEALTH_FILE=str(tmp_path / "health"),
+        TIER="test",
+        PYTHONUNBUFFERED="1",
+        JOB_MAX_SECONDS="30",
+        PYTHONPATH=os.pathsep.join([str(WORKER_IMAGE_DIR), str(SUPPORT_DIR)]),
+    )
+    env.pop("ECS_AGENT_URI", None)
+    env.update(extra)
+    return env

@@ -1,0 +1,44 @@
+"""Static checks of the worker image (no Docker engine in CI): the properties the issue requires."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+WORKER_IMAGE = Path(__file__).resolve().parents[2] / "worker_image"
+DOCKERFILE = (WORKER_IMAGE / "Dockerfile").read_text()
+
+
+def _stages() -> list[str]:
+    return re.split(r"(?m)^FROM ", DOCKERFILE)[1:]
+
+
+def test_multi_stage_on_python_312_slim():
+    assert "ARG PYTHON_IMAGE=python:3.12-slim" in DOCKERFILE
+    assert len(_stages()) == 2 and all(stage.startswith("${PYTHON_IMAGE}") for stage in _stages())
+
+
+def test_final_stage_runs_as_numeric_non_root_user_without_build_tools():
+    final = _stages()[-1]
+    user = re.search(r"(?m)^USER (\S+)", final).group(1)
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    assert not re.search(r"apt-get|apk add|gcc|build-essential|pip install", final)
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+
+
+def test_healthcheck_and_default_command_run_the_worker():
+    final = _stages()[-1]
+    assert re.search(r'HEALTHCHECK .*\n?\s*CMD \["python", "-m", "worker", "health"\]', final)
+    assert final.rstrip().splitlines()[-1] == 'CMD ["python", "-m", "worker", "run"]'
+
+
+def test_requirements_are_pinned_and_context_is_trimmed():
+    lines = [
+        line
+        for line in (WORKER_IMAGE / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines)
+    ignored = (WORKER_IMAGE / ".dockerignore").read_text()
+    assert "**/__pycache__" in ignored and ".venv" in ignored

@@ -1,0 +1,104 @@
+"""Command line: ``python -m worker run | run-one | health | api``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from worker.config import DEFAULT_HEALTH_FILE, ConfigError, WorkerConfig
+from worker.dispatch import load_handler_modules
+from worker.lifecycle import health_file_fresh, install_stop_signals
+from worker.memory import memory_reader
+from worker.observability import configure_logging
+from worker.run_one import EXIT_PERMANENT, run_one
+from worker.runtime import Worker
+from worker.status import status_store_from_env
+from worker.transport import SqsTransport, sqs_client
+
+DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive backoff
+
+
+def _run() -> int:
+    config = WorkerConfig.from_env()
+    load_handler_modules(config.handler_modules)
+    transport = SqsTransport(
+        sqs_client(read_timeout=config.poll_wait_seconds + 20), config.queue_url, config.dlq_url
+    )
+    worker = Worker(
+        config,
+        transport,
+        memory_reader=memory_reader(config.memory_limit_bytes),
+        status_store=status_store_from_env(),
+    )
+    install_stop_signals(worker.request_stop)
+    return worker.run()
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    if args.envelope is not None:
+        text = args.envelope
+    elif args.envelope_file is not None:
+        text = Path(args.envelope_file).read_text()
+    elif os.environ.get("JOB_ENVELOPE"):
+        text = os.environ["JOB_ENVELOPE"]
+    else:
+        print("run-one needs --envelope, --envelope-file or JOB_ENVELOPE", file=sys.stderr)
+        return EXIT_PERMANENT
+    modules = tuple(
+        m.strip() for m in os.environ.get("WORKER_HANDLERS", "worker.examples").split(",") if m.strip()
+    )
+    load_handler_modules(modules)
+    return run_one(text, status_store_from_env())
+
+
+def _health(max_age: float) -> int:
+    return 0 if health_file_fresh(os.environ.get("HEALTH_FILE") or DEFAULT_HEALTH_FILE, max_age) else 1
+
+
+def _api() -> int:
+    import uvicorn  # only the API service needs it
+
+    uvicorn.run(
+        "worker.api:app",
+        host=os.environ.get("API_HOST", "0.0.0.0"),
+        port=int(os.environ.get("PORT", "8080")),
+        log_config=None,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="consume the queue (QUEUE_URL) until SIGTERM")
+    one = commands.add_parser("run-one", help="run one job from its envelope (AWS Batch entry point)")
+    source = one.add_mutually_exclusive_group()
+    source.add_argument("--envelope", help="envelope JSON")
+    source.add_argument("--envelope-file", help="path of a file holding the envelope JSON")
+    health = commands.add_parser("health", help="exit 0 if the poll loop touched HEALTH_FILE recently")
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=float(os.environ.get("HEALTH_MAX_AGE_SECONDS") or DEFAULT_HEALTH_MAX_AGE),
+    )
+    commands.add_parser("api", help="serve the job API (worker.api:app) on $PORT")
+    args = parser.parse_args(argv)
+
+    if args.command == "health":
+        return _health(args.max_age)
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        if args.command == "run":
+            return _run()
+        if args.command == "run-one":
+            return _run_one(args)
+        return _api()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

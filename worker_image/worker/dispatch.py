@@ -1,0 +1,67 @@
+"""Handler registry: job type -> function, filled by the @job decorator when handler modules are imported."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from worker.errors import UnknownJobType
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler knows about the run it is part of.
+
+    ``deadline`` is wall-clock epoch seconds (``time.time()``), so it means the same thing in an
+    isolated child process as in the worker; handlers check ``remaining_seconds()``.
+    """
+
+    job_id: str
+    job_type: str
+    attempt: int
+    deadline: float
+    logger: logging.Logger
+
+    def remaining_seconds(self) -> float:
+        return self.deadline - time.time()
+
+
+Handler = Callable[[dict[str, Any], JobContext], Any]
+
+_handlers: dict[str, Handler] = {}
+
+
+def job(job_type: str) -> Callable[[Handler], Handler]:
+    """Register ``fn(payload, ctx)`` as the handler of ``job_type``."""
+
+    def register(fn: Handler) -> Handler:
+        existing = _handlers.get(job_type)
+        if existing is not None and existing is not fn:
+            raise ValueError(
+                f"job type {job_type!r} already has a handler: {existing.__module__}.{existing.__name__}"
+            )
+        _handlers[job_type] = fn
+        return fn
+
+    return register
+
+
+def handler_for(job_type: str) -> Handler:
+    try:
+        return _handlers[job_type]
+    except KeyError:
+        raise UnknownJobType(f"no handler registered for job type {job_type!r}") from None
+
+
+def registered_types() -> list[str]:
+    return sorted(_handlers)
+
+
+def load_handler_modules(module_paths: tuple[str, ...]) -> None:
+    """Import the modules named in WORKER_HANDLERS; importing is what registers their @job functions."""
+    for path in module_paths:
+        importlib.import_module(path)

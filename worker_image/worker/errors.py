@@ -1,0 +1,34 @@
+"""Exceptions that steer what the runtime does with a message."""
+
+
+class PermanentError(Exception):
+    """Raised by a handler when the job can never succeed: dead-lettered at once, never retried."""
+
+
+class InvalidEnvelope(PermanentError):
+    """The message body is not a valid JobFleet envelope."""
+
+
+class UnknownJobType(PermanentError):
+    """No handler is registered for the envelope's type."""
+
+
+class JobTimeout(Exception):
+    """The job ran past its type's maximum duration (retried like any transient failure)."""
+
+
+class RemoteJobError(Exception):
+    """A failure raised inside an isolated child process, carrying the original exception's type name."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class RemotePermanentError(RemoteJobError, PermanentError):
+    """A PermanentError raised inside an isolated child process."""
+
+
+def error_type_name(exc: BaseException) -> str:
+    """Name for logs and DLQ attributes: the handler's own exception class, even across processes."""
+    return getattr(exc, "error_type", type(exc).__name__)

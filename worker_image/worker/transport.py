@@ -1,0 +1,143 @@
+"""Thin SQS wrapper: the only module that makes SQS calls. Batches deletes and visibility changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import boto3
+from botocore.config import Config
+
+log = logging.getLogger("worker.transport")
+
+_SEND_KEYS = ("DataType", "StringValue", "BinaryValue")
+
+
+@dataclass
+class Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent_timestamp_ms: int
+    attributes: dict[str, dict] = field(default_factory=dict)  # message attributes, send-ready
+
+    def int_attribute(self, name: str) -> int:
+        try:
+            return int(self.attributes[name]["StringValue"])
+        except (KeyError, ValueError):
+            return 0
+
+
+def _send_ready(attributes: dict[str, dict]) -> dict[str, dict]:
+    # Received attributes carry list fields SQS rejects on send; keep only what SendMessage accepts.
+    return {name: {k: v for k, v in value.items() if k in _SEND_KEYS} for name, value in attributes.items()}
+
+
+def _chunks(items: list, size: int = 10) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def sqs_client(read_timeout: int = 40):
+    """boto3 client honouring AWS_REGION / AWS_ENDPOINT_URL; read timeout outlasts a 20 s long poll."""
+    return boto3.client(
+        "sqs",
+        config=Config(
+            read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+        ),
+    )
+
+
+class SqsTransport:
+    def __init__(self, client, queue_url: str, dlq_url: str) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.dlq_url = dlq_url
+
+    def visibility_timeout(self) -> int:
+        attrs = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+        return int(attrs["Attributes"]["VisibilityTimeout"])
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            MessageAttributeNames=["All"],
+        )
+        return [
+            Message(
+                message_id=raw["MessageId"],
+                receipt_handle=raw["ReceiptHandle"],
+                body=raw.get("Body", ""),
+                receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                sent_timestamp_ms=int(raw.get("Attributes", {}).get("SentTimestamp", 0)),
+                attributes=_send_ready(raw.get("MessageAttributes", {})),
+            )
+            for raw in response.get("Messages", [])
+        ]
+
+    def delete_batch(self, messages: list[Message]) -> list[Message]:
+        """Delete in batches of 10; returns the messages worth retrying (SQS-side failures)."""
+        retry: list[Message] = []
+        for chunk in _chunks(messages):
+            response = self.client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)],
+            )
+            for failure in response.get("Failed", []):
+                message = chunk[int(failure["Id"])]
+                log.warning(
+                    "delete failed",
+                    extra={
+                        "messageId": message.message_id,
+                        "code": failure.get("Code"),
+                        "senderFault": failure.get("SenderFault"),
+                    },
+                )
+                if not failure.get("SenderFault"):
+                    retry.append(message)
+        return retry
+
+    def change_visibility_batch(self, entries: list[tuple[Message, int]]) -> list[Message]:
+        """Set visibility for many messages, batches of 10; returns the ones SQS refused."""
+        failed: list[Message] = []
+        for chunk in _chunks(entries):
+            response = self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                    for i, (m, seconds) in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                message = chunk[int(failure["Id"])][0]
+                log.warning(
+                    "visibility change failed",
+                    extra={"messageId": message.message_id, "code": failure.get("Code")},
+                )
+                failed.append(message)
+        return failed
+
+    def change_visibility(self, message: Message, seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
+        )
+
+    def send_to_dlq(self, message: Message, attributes: dict[str, dict]) -> None:
+        self.client.send_message(
+            QueueUrl=self.dlq_url, MessageBody=message.body, MessageAttributes=attributes
+        )
+
+    def requeue_with_delay(self, message: Message, delay_seconds: int, attributes: dict[str, dict]) -> None:
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=message.body,
+            DelaySeconds=delay_seconds,
+            MessageAttributes=attributes,
+        )

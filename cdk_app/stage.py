@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
 from stacks.stateful import StatefulStack
 
@@ -26,3 +27,7 @@ class JobFleetStage(cdk.Stage):
 
         self.network = NetworkStack(self, "Network", config=config, **stack_props("network"))
         self.stateful = StatefulStack(self, "Stateful", config=config, **stack_props("stateful"))
+        self.compute = ComputeStack(self, "Compute", config=config, vpc=self.network.vpc,
+                                    tier_queues=self.stateful.tier_queues,
+                                    status_table=self.stateful.status_table,
+                                    **stack_props("compute"))

@@ -1,0 +1,117 @@
+"""The job API: a Fargate service behind the ALB that puts jobs on the tier queues."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.constructs.hardened_container import (
+    acknowledge_kms_grant_wildcards,
+    add_hardened_container,
+    fargate_task_definition,
+)
+from stacks.constructs.tier_queue import TierQueue
+
+API_PORT = 8080
+# The API holds no long work: a short drain is enough for in-flight requests (the ALB
+# deregistration delay below stops new ones first).
+API_STOP_TIMEOUT_SECONDS = 30
+
+
+class ApiService(Construct):
+    """Fargate service in private subnets, no public IP, registered with the ALB listener.
+
+    Its task role may send to the tier queues (and read their attributes) and nothing else on
+    them: no receive, no delete. It may create and read job status records.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
+                 image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
+                 status_table: dynamodb.ITableV2) -> None:
+        super().__init__(scope, construct_id)
+        api = config.api
+        stack = cdk.Stack.of(self)
+        self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=api.cpu,
+                                                       memory_mib=api.memory_mib)
+        # The reference API is `python -m worker api`; a user's own image runs its own command.
+        command = [] if api.image else ["python", "-m", "worker", "api"]
+        self.container = add_hardened_container(
+            self.task_definition, "Api",
+            config=config,
+            image=image,
+            command=command or None,
+            environment={
+                # Queue URLs are tokens: the JSON is built at deploy time.
+                "TIER_QUEUES": stack.to_json_string(
+                    {name: tq.queue.queue_url for name, tq in tier_queues.items()}),
+                "JOB_TYPES": stack.to_json_string(dict(config.job_types)),
+                "STATUS_TABLE": status_table.table_name,
+                "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
+                "PORT": str(API_PORT),
+            },
+            stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
+            stream_prefix="api",
+            port_mappings=[ecs.PortMapping(container_port=API_PORT)],
+        )
+
+        self.service = ecs.FargateService(
+            self, "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            service_name=config.resource_name("api"),
+            assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=cdk.Duration.seconds(60),
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider="FARGATE", weight=1)],
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+        self.target_group = listener.add_targets(
+            "Api",
+            port=API_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service],
+            deregistration_delay=cdk.Duration.seconds(API_STOP_TIMEOUT_SECONDS - 5),
+            health_check=elbv2.HealthCheck(
+                path=api.health_check_path,
+                healthy_http_codes="200",
+                interval=cdk.Duration.seconds(15),
+                timeout=cdk.Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+
+        role = self.task_definition.task_role
+        for tier_queue in tier_queues.values():
+            tier_queue.queue.grant_send_messages(role)
+        if any(tq.queue.encryption_master_key is not None for tq in tier_queues.values()):
+            acknowledge_kms_grant_wildcards(role)
+        status_table.grant(role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+        if status_table.encryption_key is not None:
+            status_table.encryption_key.grant(role, "kms:Decrypt", "kms:Encrypt",
+                                              "kms:GenerateDataKey")
+
+        # Request-driven work: CPU and (optionally) ALB requests per task, min..max from config.
+        scaling = self.service.auto_scale_task_count(min_capacity=api.min_tasks,
+                                                     max_capacity=api.max_tasks)
+        scaling.scale_on_cpu_utilization(
+            "Cpu", target_utilization_percent=api.cpu_target_percent,
+            scale_out_cooldown=cdk.Duration.seconds(60),
+            scale_in_cooldown=cdk.Duration.seconds(300))
+        if api.requests_per_target:
+            scaling.scale_on_request_count(
+                "Requests", requests_per_target=api.requests_per_target,
+                target_group=self.target_group,
+                scale_out_cooldown=cdk.Duration.seconds(60),
+                scale_in_cooldown=cdk.Duration.seconds(300))

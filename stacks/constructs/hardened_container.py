@@ -1,0 +1,101 @@
+"""The container settings every JobFleet Fargate task shares (API and workers alike).
+
+- read-only root filesystem, with a writable /tmp from a task-scoped bind-mount volume (Fargate
+  ephemeral storage; gone with the task);
+- a non-root user (UID 10001, the user worker_image/Dockerfile creates);
+- `stopTimeout`: the drain budget between SIGTERM and SIGKILL;
+- the awslogs driver into a log group of its own, with the configured retention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
+from constructs import Construct, IConstruct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.nag import acknowledge
+from stacks.retention import log_retention
+
+# worker_image/ at the repository root: the worker runtime and the reference job API.
+WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+CONTAINER_USER = "10001"
+TMP_VOLUME = "tmp"
+
+
+def worker_image_asset(scope: Construct, construct_id: str) -> ecr_assets.DockerImageAsset:
+    """The image built from worker_image/ (one asset, shared by the API and every worker tier)."""
+    return ecr_assets.DockerImageAsset(
+        scope, construct_id,
+        directory=str(WORKER_IMAGE_DIR),
+        platform=ecr_assets.Platform.LINUX_AMD64,
+    )
+
+
+def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int,
+                            memory_mib: int) -> ecs.FargateTaskDefinition:
+    """An x86-64 Linux Fargate task definition with the writable /tmp volume declared."""
+    task_definition = ecs.FargateTaskDefinition(
+        scope, construct_id,
+        cpu=cpu,
+        memory_limit_mib=memory_mib,
+        runtime_platform=ecs.RuntimePlatform(
+            cpu_architecture=ecs.CpuArchitecture.X86_64,
+            operating_system_family=ecs.OperatingSystemFamily.LINUX,
+        ),
+    )
+    # A bind mount without a host path is backed by the task's ephemeral storage.
+    task_definition.add_volume(name=TMP_VOLUME)
+    acknowledge(task_definition, "ECS2",
+                "Container environment variables carry only non-secret wiring (queue URLs, "
+                "table name, job-type map, limits); no credentials or secrets are passed.")
+    # The execution role's only wildcard: ecr:GetAuthorizationToken, which has no resource ARN.
+    acknowledge(task_definition.obtain_execution_role(), "IAM5[Resource::*]",
+                "ecr:GetAuthorizationToken supports no resource-level permission; image pulls "
+                "themselves are scoped to the image repository by CDK.")
+    return task_definition
+
+
+def add_hardened_container(
+    task_definition: ecs.FargateTaskDefinition, construct_id: str, *, config: EnvironmentConfig,
+    image: ecs.ContainerImage, command: list[str], environment: dict[str, str],
+    stop_timeout_seconds: int, stream_prefix: str,
+    health_check: ecs.HealthCheck | None = None,
+    port_mappings: list[ecs.PortMapping] | None = None,
+) -> ecs.ContainerDefinition:
+    scope = task_definition
+    removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
+               else cdk.RemovalPolicy.DESTROY)
+    log_group = logs.LogGroup(
+        scope, f"{construct_id}Logs",
+        retention=log_retention(config.app.log_retention_days),
+        removal_policy=removal,
+    )
+    container = task_definition.add_container(
+        construct_id,
+        image=image,
+        command=command,
+        environment=environment,
+        essential=True,
+        readonly_root_filesystem=True,
+        user=CONTAINER_USER,
+        stop_timeout=cdk.Duration.seconds(stop_timeout_seconds),
+        logging=ecs.LogDrivers.aws_logs(stream_prefix=stream_prefix, log_group=log_group),
+        health_check=health_check,
+        port_mappings=port_mappings,
+    )
+    container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume=TMP_VOLUME,
+                                              read_only=False))
+    return container
+
+
+def acknowledge_kms_grant_wildcards(role: IConstruct) -> None:
+    """The two action wildcards CDK's queue grants add for a customer-managed KMS key."""
+    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+        acknowledge(role, f"IAM5[Action::{action}]",
+                    f"{action} comes from CDK's SQS grant on the customer-managed queue key; "
+                    "it is limited to that one key ARN, which SQS needs to encrypt messages.")

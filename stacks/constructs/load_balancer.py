@@ -1,0 +1,145 @@
+"""The public entry point: an internet-facing ALB, its listeners and its access-log bucket.
+
+Listeners:
+- `api.certificate_arn` set: HTTPS on 443 with that certificate; HTTP 80 redirects to HTTPS.
+- no certificate and `api.allow_plain_http = false` (prod): the certificate ARN becomes the
+  deploy-time stack parameter `ApiCertificateArn` (no placeholder ARN is ever committed); HTTPS
+  on 443 with it; HTTP 80 redirects.
+- no certificate and `api.allow_plain_http = true` (dev, staging): plain HTTP on 80 only.
+
+Access logs go to an S3 bucket through the L1 load-balancer attributes rather than
+`logAccessLogs`, which refuses an environment-agnostic stack (it needs the region to pick the
+ELB account). The bucket policy works in any region: it admits the log-delivery service
+principal (regions from August 2022 on) and, through a CloudFormation mapping resolved on
+`AWS::Region`, the regional Elastic Load Balancing account of the older regions.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import region_info
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.nag import acknowledge
+
+ACCESS_LOG_PREFIX = "alb"
+CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
+_NO_ELB_ACCOUNT = "none"
+
+
+class PublicLoadBalancer(Construct):
+    """`listener` is the listener that forwards to the API (HTTPS, or HTTP where allowed)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 vpc: ec2.IVpc) -> None:
+        super().__init__(scope, construct_id)
+        api = config.api
+        retain = config.app.removal_policy == "retain"
+
+        self.access_log_bucket = s3.Bucket(
+            self, "AccessLogs",
+            # ALB access logs support SSE-S3 only (not SSE-KMS).
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=cdk.Duration.days(api.access_log_expiry_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+            )],
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain,
+        )
+        acknowledge(self.access_log_bucket, "S1",
+                    "This bucket is the ALB access-log destination itself; S3 server access "
+                    "logs of a log bucket would only log the log writes, recursively.")
+        self._allow_log_delivery()
+
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self, "LoadBalancer",
+            vpc=vpc,
+            internet_facing=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            drop_invalid_header_fields=True,
+            deletion_protection=api.deletion_protection,
+            idle_timeout=cdk.Duration.seconds(api.idle_timeout_seconds),
+        )
+        self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
+        self.load_balancer.set_attribute("access_logs.s3.bucket",
+                                         self.access_log_bucket.bucket_name)
+        self.load_balancer.set_attribute("access_logs.s3.prefix", ACCESS_LOG_PREFIX)
+        # The bucket policy must exist before the ALB checks that it may write there.
+        policy = self.access_log_bucket.policy
+        assert policy is not None
+        self.load_balancer.node.add_dependency(policy)
+        acknowledge(self.load_balancer, "EC23",
+                    "Internet-facing job API: the ALB security group must admit 0.0.0.0/0 on "
+                    "its listener ports; tasks behind it admit only the ALB security group.")
+
+        certificate_arn = api.certificate_arn
+        self.certificate_parameter: cdk.CfnParameter | None = None
+        if not certificate_arn and not api.allow_plain_http:
+            self.certificate_parameter = cdk.CfnParameter(
+                cdk.Stack.of(self), "ApiCertificateArn",
+                type="String",
+                allowed_pattern=CERTIFICATE_ARN_PATTERN,
+                constraint_description="an ACM certificate ARN in the stack's region",
+                description="ACM certificate of the API's HTTPS listener (deploy-time input)",
+            )
+            certificate_arn = self.certificate_parameter.value_as_string
+
+        self.https = bool(certificate_arn)
+        if self.https:
+            self.listener = self.load_balancer.add_listener(
+                "Https",
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                port=443,
+                certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=True,
+            )
+            self.load_balancer.add_redirect(
+                source_protocol=elbv2.ApplicationProtocol.HTTP, source_port=80,
+                target_protocol=elbv2.ApplicationProtocol.HTTPS, target_port=443)
+        else:
+            self.listener = self.load_balancer.add_listener(
+                "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=True)
+
+    def _allow_log_delivery(self) -> None:
+        """Bucket policy admitting ALB log delivery in whatever region the stack deploys to."""
+        stack = cdk.Stack.of(self)
+        bucket = self.access_log_bucket
+        objects = bucket.arn_for_objects(f"{ACCESS_LOG_PREFIX}/AWSLogs/{stack.account}/*")
+        bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="AlbLogDeliveryService",
+            principals=[iam.ServicePrincipal("logdelivery.elasticloadbalancing.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[objects],
+        ))
+        # Regions older than August 2022 deliver as a regional ELB account instead. Every region
+        # CDK knows is in the map; regions without such an account fall back to this account's
+        # own root (which holds no extra right through it).
+        accounts = {}
+        for name in region_info.RegionInfo.regions:
+            account = name.elbv2_account
+            accounts[name.name] = {"Account": account or _NO_ELB_ACCOUNT}
+        mapping = cdk.CfnMapping(self, "ElbLogDeliveryAccount", mapping=accounts)
+        condition = cdk.CfnCondition(self, "RegionHasElbAccount", expression=cdk.Fn.condition_not(
+            cdk.Fn.condition_equals(mapping.find_in_map(stack.region, "Account"), _NO_ELB_ACCOUNT)))
+        elb_account = cdk.Fn.condition_if(
+            condition.logical_id,
+            mapping.find_in_map(stack.region, "Account"),
+            stack.account,
+        ).to_string()
+        bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="AlbLogDeliveryRegionalAccount",
+            principals=[iam.ArnPrincipal(f"arn:{stack.partition}:iam::{elb_account}:root")],
+            actions=["s3:PutObject"],
+            resources=[objects],
+        ))

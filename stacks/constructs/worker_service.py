@@ -1,0 +1,140 @@
+"""One tier's worker Fargate service: the `python -m worker run` container and its permissions."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig, TierConfig
+from stacks.constructs.cluster import capacity_provider_strategy
+from stacks.constructs.hardened_container import (
+    acknowledge_kms_grant_wildcards,
+    add_hardened_container,
+    fargate_task_definition,
+)
+from stacks.constructs.tier_queue import TierQueue
+from stacks.nag import acknowledge
+
+WORKER_HANDLERS = "worker.examples"
+HEALTH_FILE = "/tmp/worker-health"
+# Seconds of the ECS stopTimeout kept back from the worker's own drain budget, so that it has
+# released unstarted messages and exited before ECS sends SIGKILL.
+STOP_MARGIN_SECONDS = 5
+
+
+def worker_drain_seconds(tier: TierConfig) -> int:
+    return max(1, tier.stop_timeout_seconds - STOP_MARGIN_SECONDS)
+
+
+class WorkerService(Construct):
+    """Fargate service consuming one tier queue.
+
+    No `desiredCount` is set: the scaling policies own the task count, so a deploy never resets
+    it (with no DesiredCount in the template CloudFormation leaves the running count alone).
+    The task role may consume its own queue, send to its own queue (deferred re-sends) and its
+    own DLQ (dead-lettering with the reason), update job status, and set scale-in protection on
+    tasks of this cluster only.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 tier: TierConfig, tier_queue: TierQueue, cluster: ecs.ICluster,
+                 image: ecs.ContainerImage, status_table: dynamodb.ITableV2) -> None:
+        super().__init__(scope, construct_id)
+        self.tier = tier
+        queue, dlq = tier_queue.queue, tier_queue.dead_letter_queue
+        self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=tier.cpu,
+                                                       memory_mib=tier.memory_mib)
+        self.container = add_hardened_container(
+            self.task_definition, "Worker",
+            config=config,
+            image=image,
+            command=["python", "-m", "worker", "run"],
+            environment={
+                "TIER": tier.name,
+                "QUEUE_URL": queue.queue_url,
+                "DLQ_URL": dlq.queue_url,
+                "MAX_RECEIVE_COUNT": str(tier.max_receive_count),
+                "WORKER_CONCURRENCY": str(tier.concurrency),
+                "WORKER_HANDLERS": WORKER_HANDLERS,
+                "JOB_MAX_SECONDS": str(tier.max_job_seconds),
+                "WORKER_STOP_TIMEOUT_SECONDS": str(worker_drain_seconds(tier)),
+                "STATUS_TABLE": status_table.table_name,
+                "HEALTH_FILE": HEALTH_FILE,
+            },
+            stop_timeout_seconds=tier.stop_timeout_seconds,
+            stream_prefix=tier.name,
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-m", "worker", "health"],
+                interval=cdk.Duration.seconds(30),
+                timeout=cdk.Duration.seconds(10),
+                retries=3,
+                start_period=cdk.Duration.seconds(60),
+            ),
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=cluster.vpc, allow_all_outbound=True,
+            description=f"{config.resource_name(tier.name)} workers: no inbound, HTTPS out to AWS APIs",
+        )
+        strategy = capacity_provider_strategy(tier)
+        self.service = ecs.FargateService(
+            self, "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            service_name=config.resource_name(tier.name, "workers"),
+            assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            # Start the new tasks before stopping old ones: a deploy never lowers capacity.
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            capacity_provider_strategies=strategy,
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+
+        role = self.task_definition.task_role
+        queue.grant_consume_messages(role)
+        queue.grant_send_messages(role)
+        dlq.grant_send_messages(role)
+        status_table.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        if status_table.encryption_key is not None:
+            status_table.encryption_key.grant(role, "kms:Decrypt", "kms:Encrypt",
+                                              "kms:GenerateDataKey")
+        # The worker holds scale-in protection through the ECS agent endpoint while it holds
+        # messages, so a scale-in never stops a busy task. Scoped to this cluster's tasks.
+        # A policy of its own, so that its acknowledged wildcard covers nothing else.
+        cluster_tasks = cdk.Stack.of(self).format_arn(
+            service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*",
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME)
+        protection = iam.Policy(self, "TaskProtectionPolicy", roles=[role], statements=[
+            iam.PolicyStatement(actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+                                resources=[cluster_tasks])])
+        acknowledge(protection, f"IAM5[Resource::{nag_evidence(self, cluster_tasks)}]",
+                    "Task IDs are unknown at deploy time: task protection is scoped to the tasks "
+                    "of this cluster (task/<cluster>/*), the narrowest ARN ECS allows.")
+        if queue.encryption_master_key is not None:
+            acknowledge_kms_grant_wildcards(role)
+
+
+def nag_evidence(scope: Construct, value: str) -> str:
+    """A token-bearing string as cdk-nag prints it in a finding: `<Ref>` / `<Id.Attr>` parts."""
+    resolved = cdk.Stack.of(scope).resolve(value)
+    parts = resolved["Fn::Join"][1] if isinstance(resolved, dict) and "Fn::Join" in resolved \
+        else [resolved]
+    rendered = []
+    for part in parts:
+        if isinstance(part, str):
+            rendered.append(part)
+        elif "Ref" in part:
+            rendered.append(f"<{part['Ref']}>")
+        elif "Fn::GetAtt" in part:
+            rendered.append(f"<{part['Fn::GetAtt'][0]}.{part['Fn::GetAtt'][1]}>")
+        else:
+            raise ValueError(f"cannot render {part!r} as cdk-nag evidence")
+    return "".join(rendered)

@@ -495,6 +495,12 @@ def _check_consistency(config: EnvironmentConfig, where) -> None:
         if tier_name not in names:
             raise ConfigError(where("redrive.scheduled_tiers"), "redrive.scheduled_tiers", tier_name,
                               f"a known tier: {', '.join(names)}")
+    if config.redrive.scheduled_tiers and not config.redrive.scheduled_error_types:
+        # The scheduled redrive moves transient failures only; an empty filter would be refused
+        # by the function (filter.errorTypes must be a non-empty list) every hour.
+        raise ConfigError(where("redrive.scheduled_tiers"), "redrive.scheduled_error_types",
+                          list(config.redrive.scheduled_error_types),
+                          "at least one error type when redrive.scheduled_tiers is set")
     if config.batch_tiers and config.batch.on_demand_max_vcpus > config.batch.max_vcpus * 4:
         raise ConfigError(where("batch.on_demand_max_vcpus"), "batch.on_demand_max_vcpus",
                           config.batch.on_demand_max_vcpus,

@@ -323,6 +323,15 @@ def test_fails_on_scheduled_redrive_of_unknown_tier(tmp_path):
     _assert_names(error, "dev.toml", "redrive.scheduled_tiers", "'urgent'", "a known tier")
 
 
+def test_fails_when_scheduled_redrive_has_no_error_types(tmp_path):
+    error = _error(tmp_path, """
+        [redrive]
+        scheduled_tiers = ["critical"]
+    """)
+    _assert_names(error, "dev.toml", "redrive.scheduled_error_types", "[]",
+                  "at least one error type when redrive.scheduled_tiers is set")
+
+
 def test_fails_on_toml_syntax_error(tmp_path):
     error = _error(tmp_path, """
         [app

@@ -1,0 +1,215 @@
+"""The DLQ-redrive Lambda (lambda/redrive/): function, least-privilege role, optional schedules.
+
+Packaging: the asset root is `lambda/` holding only the `redrive` package, so the handler's
+`from redrive.request import ...` imports resolve in /var/task and the handler is
+`redrive.handler.handler`. boto3 comes with the runtime; aws-lambda-powertools comes from the
+public Powertools layer, version-pinned to the same release as lambda/redrive/requirements.txt
+through Powertools' public SSM parameter (resolved by CloudFormation in the deploy region, so
+the ARN is always the one published for that region and partition).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
+from stacks.constructs.tier_queue import TierQueue
+from stacks.nag import acknowledge
+from stacks.retention import log_retention
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
+HANDLER = "redrive.handler.handler"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+SERVICE_NAME = "jobfleet-redrive"  # = redrive.SERVICE_NAME
+# Only the package goes into the asset: no tests, caches or requirements file.
+_ASSET_EXCLUDE = ["*", "!redrive", "!redrive/*.py", "**/__pycache__", "**/*.pyc"]
+
+
+def powertools_version(requirements: Path = REQUIREMENTS) -> str:
+    """The aws-lambda-powertools version pinned in the function's requirements.txt."""
+    match = re.search(r"^aws-lambda-powertools(?:\[[^\]]*\])?==([0-9][0-9A-Za-z.]*)\s*$",
+                      requirements.read_text(), re.MULTILINE)
+    if not match:
+        raise ValueError(f"{requirements}: aws-lambda-powertools must be pinned with ==")
+    return match.group(1)
+
+
+def powertools_layer_parameter(version: str, runtime: lambda_.Runtime = RUNTIME) -> str:
+    """Powertools' public SSM parameter holding the regional layer ARN of one release."""
+    return f"/aws/service/powertools/python/x86_64/{runtime.name}/{version}"
+
+
+class RedriveFunction(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 tier_queues: dict[str, TierQueue], status_table: dynamodb.ITableV2,
+                 key: kms.IKey | None, topic: AlarmTopic) -> None:
+        super().__init__(scope, construct_id)
+        function_name = config.resource_name("redrive")
+        removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
+                   else cdk.RemovalPolicy.DESTROY)
+        self.log_group = logs.LogGroup(
+            self, "Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=log_retention(config.app.log_retention_days),
+            removal_policy=removal,
+        )
+        # Own role, no AWSLambdaBasicExecutionRole: logs only to this function's log group.
+        self.role = iam.Role(
+            self, "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: move messages from the tier DLQs back to their queues",
+        )
+        policy = iam.Policy(self, "Access", statements=self._statements(
+            tier_queues, status_table, key))
+        policy.attach_to_role(self.role)
+
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            self, powertools_layer_parameter(powertools_version()))
+        self.powertools_layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", layer_arn)
+
+        tier_urls = {name: {"queueUrl": tq.queue.queue_url, "dlqUrl": tq.dead_letter_queue.queue_url}
+                     for name, tq in tier_queues.items()}
+        self.function = lambda_.Function(
+            self, "Function",
+            function_name=function_name,
+            description="JobFleet DLQ redrive: native move task, or filtered / dry-run / rate-limited",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=_ASSET_EXCLUDE),
+            handler=HANDLER,
+            layers=[self.powertools_layer],
+            timeout=cdk.Duration.seconds(config.redrive.timeout_seconds),
+            memory_size=256,
+            # One invocation at a time: two redrives of one DLQ must never interleave (a second
+            # one would receive the messages the first made invisible and count them twice).
+            reserved_concurrent_executions=1,
+            # Async invocations (the schedule) are not retried: a failed redrive leaves messages
+            # in the DLQ, and the next hour's run or the operator picks them up.
+            retry_attempts=0,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "TIER_QUEUES": cdk.Stack.of(self).to_json_string(tier_urls),
+                "MAX_REDRIVES": str(config.redrive.max_redrives),
+                "STATUS_TABLE": status_table.table_name,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        # Lambda's tracing support adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the
+        # role's default policy; that policy holds nothing else (queue access is in "Access").
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        # The function must not be created before its policies (a first invocation would be
+        # denied). Lambda also makes it depend on the role, which its Role GetAtt already
+        # enforces (cfn-lint W3005); DependsOn is set to exactly the two policies.
+        stack = cdk.Stack.of(self)
+        policies = [policy, *([default_policy] if default_policy is not None else [])]
+        function_resource = self.function.node.default_child
+        function_resource.add_override("DependsOn", [
+            stack.get_logical_id(p.node.default_child) for p in policies])
+        if default_policy is not None:
+            acknowledge(default_policy, "IAM5[Resource::*]",
+                        "X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
+                        "permissions; this policy holds only the tracing statement Lambda adds.")
+        acknowledge(self.function, "L1",
+                    "Runtime pinned to python3.13 by the redrive function's convention (3.12 or "
+                    "3.13); moving to python3.14 is a deliberate change with its own layer pin.")
+
+        self.schedules: dict[str, events.Rule] = {}
+        for tier_name in config.redrive.scheduled_tiers:
+            rule = events.Rule(
+                self, f"Schedule-{tier_name}",
+                rule_name=config.resource_name(tier_name, "redrive-hourly"),
+                description=f"Hourly redrive of {tier_name} DLQ messages that failed with "
+                            f"{', '.join(config.redrive.scheduled_error_types)}",
+                schedule=events.Schedule.rate(cdk.Duration.hours(1)),
+            )
+            rule.add_target(targets.LambdaFunction(
+                self.function,
+                event=events.RuleTargetInput.from_object({
+                    "tier": tier_name,
+                    "filter": {"errorTypes": list(config.redrive.scheduled_error_types)},
+                }),
+                retry_attempts=0,
+            ))
+            self.schedules[tier_name] = rule
+
+        # Errors: the handler raised (misconfiguration, an AWS error mid-move); operator mistakes
+        # come back as {"error": ...} results and do not count. Throttles: a second redrive was
+        # refused by the reserved concurrency of 1 (someone ran two at once, or the schedule
+        # collided with an operator). Both only exist when the function is invoked, so no data
+        # means nothing ran: not breaching.
+        period = cdk.Duration.minutes(5)
+        self.errors_alarm = topic.alarm(
+            self, "ErrorsAlarm", alarm_name=config.resource_name("redrive", "errors"),
+            description="The DLQ-redrive function failed; its log group has the stack trace.",
+            metric=self.function.metric_errors(statistic="Sum", period=period),
+            threshold=1, comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1, missing=Missing.NOT_BREACHING,
+        )
+        self.throttles_alarm = topic.alarm(
+            self, "ThrottlesAlarm", alarm_name=config.resource_name("redrive", "throttles"),
+            description="A redrive was refused because another one was running (reserved "
+                        "concurrency 1); re-run it when the first has finished.",
+            metric=self.function.metric_throttles(statistic="Sum", period=period),
+            threshold=1, comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1, missing=Missing.NOT_BREACHING,
+        )
+
+    def _statements(self, tier_queues: dict[str, TierQueue], status_table: dynamodb.ITableV2,
+                    key: kms.IKey | None) -> list[iam.PolicyStatement]:
+        dlq_arns = [tq.dead_letter_queue.queue_arn for tq in tier_queues.values()]
+        queue_arns = [tq.queue.queue_arn for tq in tier_queues.values()]
+        statements = [
+            iam.PolicyStatement(
+                sid="Logs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            ),
+            # Selective mode reads, deletes and re-hides DLQ messages; native mode's
+            # StartMessageMoveTask needs receive/delete/get-attributes on the source (the DLQ)
+            # besides the move-task actions themselves.
+            iam.PolicyStatement(
+                sid="DeadLetterQueues",
+                actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                         "sqs:GetQueueAttributes", "sqs:StartMessageMoveTask",
+                         "sqs:ListMessageMoveTasks", "sqs:CancelMessageMoveTask"],
+                resources=dlq_arns,
+            ),
+            # Copies go back to the tier queue (native move: SendMessage on the destination);
+            # GetQueueAttributes resolves the destination's ARN for the move task.
+            iam.PolicyStatement(
+                sid="TierQueues",
+                actions=["sqs:SendMessage", "sqs:GetQueueAttributes"],
+                resources=queue_arns,
+            ),
+            iam.PolicyStatement(
+                sid="JobStatus",
+                actions=["dynamodb:UpdateItem"],
+                resources=[status_table.table_arn],
+            ),
+        ]
+        if key is not None:
+            statements.append(iam.PolicyStatement(
+                sid="QueueKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+            ))
+        return statements
+

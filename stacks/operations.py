@@ -1,0 +1,82 @@
+"""Operations: the alarm topic, every alarm, the dashboard, and the DLQ-redrive function.
+
+Wires constructs only. The compute and batch stacks are optional inputs (an environment without a
+batch tier has no batch stack): their alarms and widgets are added when they are given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.constructs.alarm_topic import AlarmTopic
+from stacks.constructs.api_alarms import ApiAlarms
+from stacks.constructs.batch_alarms import BatchAlarms
+from stacks.constructs.dashboard import OperationsDashboard
+from stacks.constructs.redrive_function import RedriveFunction
+from stacks.constructs.tier_alarms import TierAlarms
+from stacks.stateful import StatefulStack
+
+
+class OperationsStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 stateful: StatefulStack, compute: Any = None, batch: Any = None,
+                 **kwargs) -> None:
+        """`compute`: a ComputeStack (cluster, load_balancer, api_service, api_target_group,
+        worker_services); `batch`: a BatchStack (job_queue, failure_rule). Either may be None."""
+        super().__init__(scope, construct_id, **kwargs)
+        removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
+                   else cdk.RemovalPolicy.DESTROY)
+        self.alarm_topic = AlarmTopic(
+            self, "AlarmTopic", topic_name=config.resource_name("alarms"),
+            emails=config.alarms.emails, https_endpoints=config.alarms.https_endpoints,
+            removal_policy=removal,
+        )
+        self.topic = self.alarm_topic.topic
+        self.dashboard = OperationsDashboard(self, "Dashboard", config=config)
+
+        cluster = getattr(compute, "cluster", None)
+        worker_services = getattr(compute, "worker_services", None) or {}
+        self.tier_alarms: dict[str, TierAlarms] = {}
+        tier_rows = []
+        for tier in config.tiers:
+            service = worker_services.get(tier.name) if tier.is_service else None
+            self.tier_alarms[tier.name] = TierAlarms(
+                self, f"Tier-{tier.name}", config=config, tier=tier,
+                tier_queue=stateful.tier_queues[tier.name], topic=self.alarm_topic,
+                service=service, cluster=cluster)
+            tier_rows.append((tier, stateful.tier_queues[tier.name], service))
+
+        self.api_alarms: ApiAlarms | None = None
+        if compute is not None:
+            self.api_alarms = ApiAlarms(
+                self, "Api", config=config, load_balancer=compute.load_balancer,
+                target_group=compute.api_target_group, topic=self.alarm_topic)
+
+        self.batch_alarms: BatchAlarms | None = None
+        if batch is not None:
+            self.batch_alarms = BatchAlarms(
+                self, "Batch", config=config, job_queue=batch.job_queue,
+                failure_rule=batch.failure_rule, topic=self.alarm_topic)
+
+        self.redrive = RedriveFunction(
+            self, "Redrive", config=config, tier_queues=stateful.tier_queues,
+            status_table=stateful.status_table, key=stateful.key, topic=self.alarm_topic)
+        self.redrive_function = self.redrive.function
+
+        # Widgets last, so the alarm status widget lists every alarm.
+        self.dashboard.add_alarm_status(self.alarm_topic.alarms)
+        for tier, tier_queue, service in tier_rows:
+            self.dashboard.add_tier(tier, tier_queue, service, cluster)
+        if self.api_alarms is not None:
+            self.dashboard.add_api(self.api_alarms, getattr(compute, "api_service", None), cluster)
+        if self.batch_alarms is not None:
+            self.dashboard.add_batch(self.batch_alarms)
+        self.dashboard.add_redrive(self.redrive_function)
+
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "RedriveFunctionName", value=self.redrive_function.function_name)
+        cdk.CfnOutput(self, "DashboardName", value=config.resource_name())

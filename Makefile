@@ -38,5 +38,9 @@ lint: $(VENV)/.dev-installed
 test: setup lint
 	$(VENV)/bin/pytest
 
+# The whole platform on this machine (moto, API, workers); see docs/local.md. Ctrl-C stops it.
+local: $(VENV)/.dev-installed
+	$(PY) -m cdk_app.local
+
 clean:
 	rm -rf cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,214 @@
+"""Local mode end to end: `python -m cdk_app.local` as a real process, 100 jobs through its HTTP API."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import httpx
+import psutil
+import pytest
+
+from cdk_app.config import ENVIRONMENTS_DIR, load_environment
+from cdk_app.local import EXAMPLE_JOB, job_summary
+
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).parent / "support"
+FINAL = {"succeeded", "dead-lettered"}
+
+# A test environment: the real defaults.toml plus short job limits and drain budgets, and the
+# test-only job types routed to tiers.
+E2E_TOML = """
+[app]
+removal_policy = "destroy"
+
+[api]
+allow_plain_http = true
+deletion_protection = false
+
+[[tiers]]
+name = "critical"
+max_job_seconds = 30
+stop_timeout_seconds = 15
+
+[[tiers]]
+name = "standard"
+expected_job_seconds = 5
+max_job_seconds = 30
+stop_timeout_seconds = 15
+
+[[tiers]]
+name = "batch"
+expected_job_seconds = 5
+max_job_seconds = 60
+stop_timeout_seconds = 15
+
+[job_types]
+"e2e.flaky" = "standard"
+"e2e.poison" = "critical"
+"""
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll until predicate() is truthy; the bound only keeps a broken run from hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+
+
+@pytest.fixture()
+def config_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    shutil.copy(ENVIRONMENTS_DIR / "defaults.toml", directory / "defaults.toml")
+    (directory / "e2e.toml").write_text(E2E_TOML)
+    return directory
+
+
+def test_job_summary_lines():
+    line = ('{"event": "job", "outcome": "dead-lettered", "JobType": "e2e.poison", "jobId": "j1", '
+            '"attempt": 1, "errorType": "PermanentError", "errorMessage": "bad"}')
+    assert job_summary("critical", line) == (
+        "[critical] dead-lettered e2e.poison   j1 attempt 1: PermanentError: bad")
+    assert job_summary("critical", '{"event": "memory-pause"}') is None
+    assert job_summary("critical", "not json") is None
+
+
+def test_local_mode_refuses_a_bad_environment(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "cdk_app.local", "--env", "nope"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "env = 'nope'" in result.stderr and "dev" in result.stderr
+
+
+@pytest.mark.slow
+def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
+    config = load_environment("e2e", config_dir)
+    run_dir = tmp_path / "run"
+    out_path = tmp_path / "local.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(SUPPORT), str(REPO / "worker_image"), str(REPO)]),
+               WORKER_BACKOFF_BASE_SECONDS="0.5")  # transient retries after ~1 s, not ~2-4 s
+    with out_path.open("w") as out:
+        local = subprocess.Popen(
+            [sys.executable, "-m", "cdk_app.local", "--env", "e2e", "--config-dir", str(config_dir),
+             "--handlers", "local_e2e_jobs", "--run-dir", str(run_dir)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        output = lambda: out_path.read_text()  # noqa: E731
+        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90,
+                 "local mode prints its banner")
+        assert local.poll() is None, output()
+        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+        endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+        assert "curl -s -X POST" in output()
+
+        fleet = psutil.Process(local.pid).children(recursive=True)
+        commands = Counter(" ".join(p.cmdline()[-1:]) for p in fleet)
+        assert commands["api"] == 1 and commands["run"] == len(config.service_tiers) == 2, commands
+
+        # --- 100 jobs across every type, through the HTTP API ---
+        jobs: dict[str, tuple[str, dict]] = {}  # jobId -> (expected final status, request)
+        requests = [EXAMPLE_JOB,
+                    {"type": "e2e.flaky", "payload": {"succeedOn": 3}},
+                    {"type": "e2e.poison", "payload": {"customer": "c-13"}}]
+        requests += [{"type": "onboarding", "payload": {"userId": f"u-{i}", "email": f"u{i}@example.com",
+                                                        "apiLatencySeconds": 0.01}} for i in range(52)]
+        requests += [{"type": "report", "payload": {"rows": 200, "output": str(tmp_path / f"r{i}.csv")}}
+                     for i in range(39)]
+        requests += [{"type": "analysis", "payload": {"steps": 1, "stepSeconds": 0.05}} for _ in range(6)]
+        assert len(requests) == 100
+        with httpx.Client(base_url=api, timeout=30) as client:
+            for request in requests:
+                response = client.post("/jobs", json=request)
+                assert response.status_code == 202, response.text
+                expected = "dead-lettered" if request["type"] == "e2e.poison" else "succeeded"
+                jobs[response.json()["jobId"]] = (expected, request)
+                assert response.json()["tier"] == config.job_types[request["type"]]
+
+            final: dict[str, dict] = {}
+
+            def all_final() -> bool:
+                for job_id in jobs.keys() - final.keys():
+                    status = client.get(f"/jobs/{job_id}")
+                    assert status.status_code == 200, status.text
+                    if status.json()["status"] in FINAL:
+                        final[job_id] = status.json()
+                return len(final) == len(jobs)
+
+            wait_for(all_final, 120, f"every job final; see {out_path}")
+
+        by_type = {request["type"]: job_id for job_id, (_, request) in jobs.items()}
+        for job_id, (expected, request) in jobs.items():
+            assert final[job_id]["status"] == expected, (request, final[job_id])
+            assert final[job_id]["type"] == request["type"]
+        flaky = final[by_type["e2e.flaky"]]
+        assert flaky["attempts"] == 3 and flaky["finishedAt"], flaky
+        poison = final[by_type["e2e.poison"]]
+        assert poison["attempts"] == 1
+        assert poison["lastError"] == "PermanentError: customer record 'c-13' is malformed"
+        assert all(final[j]["attempts"] == 1 for j, (_, r) in jobs.items() if r["type"] != "e2e.flaky")
+
+        # --- the DLQs hold exactly the permanent failure, with its reason ---
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint,
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        dead = []
+        for tier in config.tiers:
+            dlq = sqs.get_queue_url(QueueName=config.resource_name(tier.name) + "-dlq")["QueueUrl"]
+            while batch := sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                               MessageAttributeNames=["All"]).get("Messages", []):
+                dead += [(tier.name, m) for m in batch]
+        assert len(dead) == 1, dead
+        tier_name, message = dead[0]
+        assert tier_name == "critical" and by_type["e2e.poison"] in message["Body"]
+        reason = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+        assert reason["jobfleet.errorType"] == "PermanentError"
+        assert reason["jobfleet.errorMessage"] == "customer record 'c-13' is malformed"
+        assert reason["jobfleet.jobType"] == "e2e.poison" and reason["jobfleet.attempt"] == "1"
+
+        # Every source queue is empty once the workers' batched deletes are flushed.
+        def queues_empty() -> bool:
+            for tier in config.tiers:
+                url = sqs.get_queue_url(QueueName=config.resource_name(tier.name))["QueueUrl"]
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+                if any(int(v) for v in attrs.values()):
+                    return False
+            return True
+
+        wait_for(queues_empty, 30, "source queues empty")
+        fleet = psutil.Process(local.pid).children(recursive=True)
+    finally:
+        # --- Ctrl-C: everything stops, workers drain, nothing is left running ---
+        if local.poll() is None:
+            local.send_signal(signal.SIGINT)
+        try:
+            local.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(local.pid, signal.SIGKILL)
+            raise
+    text = out_path.read_text()
+    assert local.returncode == 0, text
+    assert "stopped critical (exit code 0)" in text and "stopped standard (exit code 0)" in text, text
+    assert "local mode stopped" in text
+    survivors = [p for p in fleet if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == [], survivors
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        with_run_dir = " ".join(proc.info["cmdline"] or []) + " ".join((proc.info["environ"] or {}).values())
+        if str(run_dir) in with_run_dir:
+            leftovers.append(proc)
+    assert leftovers == [], leftovers

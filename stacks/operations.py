@@ -26,7 +26,8 @@ class OperationsStack(cdk.Stack):
                  stateful: StatefulStack, compute: Any = None, batch: Any = None,
                  **kwargs) -> None:
         """`compute`: a ComputeStack (cluster, load_balancer, api_service, api_target_group,
-        worker_services); `batch`: a BatchStack (job_queue, failure_rule). Either may be None."""
+        worker_services); `batch`: a BatchStack (tiers: name -> job_queue, failure_rule). Either may
+        be None."""
         super().__init__(scope, construct_id, **kwargs)
         removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
                    else cdk.RemovalPolicy.DESTROY)
@@ -56,11 +57,15 @@ class OperationsStack(cdk.Stack):
                 self, "Api", config=config, load_balancer=compute.load_balancer,
                 target_group=compute.api_target_group, topic=self.alarm_topic)
 
-        self.batch_alarms: BatchAlarms | None = None
+        # One set per batch tier: BatchStack.tiers maps each to its job queue and failure rule.
+        self.batch_alarms: dict[str, BatchAlarms] = {}
         if batch is not None:
-            self.batch_alarms = BatchAlarms(
-                self, "Batch", config=config, job_queue=batch.job_queue,
-                failure_rule=batch.failure_rule, topic=self.alarm_topic)
+            for tier in config.batch_tiers:
+                batch_tier = batch.tiers[tier.name]
+                self.batch_alarms[tier.name] = BatchAlarms(
+                    self, f"Batch-{tier.name}", config=config, tier=tier.name,
+                    job_queue=batch_tier.job_queue, failure_rule=batch_tier.failure_rule,
+                    topic=self.alarm_topic)
 
         self.redrive = RedriveFunction(
             self, "Redrive", config=config, tier_queues=stateful.tier_queues,
@@ -73,8 +78,8 @@ class OperationsStack(cdk.Stack):
             self.dashboard.add_tier(tier, tier_queue, service, cluster)
         if self.api_alarms is not None:
             self.dashboard.add_api(self.api_alarms, getattr(compute, "api_service", None), cluster)
-        if self.batch_alarms is not None:
-            self.dashboard.add_batch(self.batch_alarms)
+        for batch_alarms in self.batch_alarms.values():
+            self.dashboard.add_batch(batch_alarms)
         self.dashboard.add_redrive(self.redrive_function)
 
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)

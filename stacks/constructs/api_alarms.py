@@ -23,19 +23,28 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 class ApiAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  load_balancer: elbv2.IApplicationLoadBalancer,
-                 target_group: elbv2.IApplicationTargetGroup, topic: AlarmTopic) -> None:
+                 target_group: elbv2.ApplicationTargetGroup, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarms
-        lb_metrics = load_balancer.metrics
-        tg_metrics = target_group.metrics
-        self.elb_5xx = lb_metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT,
-                                                statistic="Sum", period=FIVE_MINUTES)
-        self.target_5xx = tg_metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT,
-                                                      statistic="Sum", period=FIVE_MINUTES)
-        self.requests = tg_metrics.request_count(statistic="Sum", period=FIVE_MINUTES)
-        self.p95 = tg_metrics.target_response_time(statistic="p95", period=FIVE_MINUTES)
-        self.unhealthy = tg_metrics.unhealthy_host_count(statistic="Maximum", period=ONE_MINUTE)
-        self.healthy = tg_metrics.healthy_host_count(statistic="Minimum", period=ONE_MINUTE)
+        # Dimensions from the load balancer's and target group's own full-name attributes. (The
+        # target group's `metrics` derive the LoadBalancer dimension by splitting the listener
+        # ARN, which across stacks becomes Fn::Split over an imported value.)
+        lb_dims = {"LoadBalancer": load_balancer.load_balancer_full_name}
+        tg_dims = {**lb_dims, "TargetGroup": target_group.target_group_full_name}
+
+        def metric(name: str, dims: dict, statistic: str, period: cdk.Duration,
+                   label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace="AWS/ApplicationELB", metric_name=name,
+                                     dimensions_map=dims, statistic=statistic, period=period,
+                                     label=label)
+
+        self.elb_5xx = metric("HTTPCode_ELB_5XX_Count", lb_dims, "Sum", FIVE_MINUTES, "ALB 5xx")
+        self.target_5xx = metric("HTTPCode_Target_5XX_Count", tg_dims, "Sum", FIVE_MINUTES,
+                                 "target 5xx")
+        self.requests = metric("RequestCount", tg_dims, "Sum", FIVE_MINUTES, "requests")
+        self.p95 = metric("TargetResponseTime", tg_dims, "p95", FIVE_MINUTES, "p95")
+        self.unhealthy = metric("UnHealthyHostCount", tg_dims, "Maximum", ONE_MINUTE, "unhealthy")
+        self.healthy = metric("HealthyHostCount", tg_dims, "Minimum", ONE_MINUTE, "healthy")
 
         def name(what: str) -> str:
             return config.resource_name(SCOPE, what)

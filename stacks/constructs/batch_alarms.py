@@ -27,7 +27,6 @@ from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 
 FAILED_JOBS = "failed-jobs"
 RUNNABLE_BLOCKED = "runnable-blocked"
-SCOPE = "batch"  # alarm names: <app>-<env>-batch-<what> (one job queue serves the batch tiers)
 
 
 def rule_matches(rule_name: str, period: cdk.Duration) -> cloudwatch.Metric:
@@ -36,13 +35,17 @@ def rule_matches(rule_name: str, period: cdk.Duration) -> cloudwatch.Metric:
 
 
 class BatchAlarms(Construct):
+    """Alarms of one batch tier (its job queue and failure rule)."""
+
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 job_queue: batch.IJobQueue, failure_rule: events.IRule, topic: AlarmTopic) -> None:
+                 tier: str, job_queue: batch.IJobQueue, failure_rule: events.IRule,
+                 topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
+        self.tier = tier
         self.blocked_rule = events.Rule(
             self, "QueueBlocked",
-            rule_name=config.resource_name(SCOPE, "queue-blocked"),
-            description="A RUNNABLE job blocks the head of the batch job queue",
+            rule_name=config.resource_name(tier, "queue-blocked"),
+            description=f"A RUNNABLE job blocks the head of the {tier} job queue",
             event_pattern=events.EventPattern(
                 source=["aws.batch"],
                 detail_type=["Batch Job Queue Blocked"],
@@ -54,9 +57,10 @@ class BatchAlarms(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         # EventBridge publishes rule metrics only when a rule matched: no data = no failed job.
         self.alarms[FAILED_JOBS] = topic.alarm(
-            self, "FailedJobs", alarm_name=config.resource_name(SCOPE, FAILED_JOBS),
-            description="Batch jobs failed in the last hour (including jobs the queue cancelled "
-                        "after waiting RUNNABLE too long); they are in the batch DLQ with the reason.",
+            self, "FailedJobs", alarm_name=config.resource_name(tier, FAILED_JOBS),
+            description=f"{tier}: Batch jobs failed in the last hour (including jobs the queue "
+                        "cancelled after waiting RUNNABLE too long); they are in the tier's DLQ "
+                        "with the reason.",
             metric=self.failed_jobs,
             threshold=config.alarms.batch_failed_jobs_threshold,
             comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -64,8 +68,8 @@ class BatchAlarms(Construct):
         )
         # Same: no blocked-queue event = nothing stuck.
         self.alarms[RUNNABLE_BLOCKED] = topic.alarm(
-            self, "RunnableBlocked", alarm_name=config.resource_name(SCOPE, RUNNABLE_BLOCKED),
-            description="A batch job is stuck RUNNABLE and blocks the queue (see the job's "
+            self, "RunnableBlocked", alarm_name=config.resource_name(tier, RUNNABLE_BLOCKED),
+            description=f"{tier}: a Batch job is stuck RUNNABLE and blocks the queue (see the job's "
                         "statusReason: capacity, compute environment max vCPUs, or resource "
                         "requirements). The queue cancels it after batch.runnable_timeout_seconds.",
             metric=self.blocked,

@@ -125,10 +125,11 @@ class OperationsDashboard(Construct):
                 service.metric_memory_utilization(statistic="Maximum", period=ONE_MINUTE)]))
 
     def add_batch(self, alarms: BatchAlarms) -> None:
-        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## Batch", width=24, height=1))
+        self.dashboard.add_widgets(cloudwatch.TextWidget(
+            markdown=f"## Batch jobs: tier `{alarms.tier}`", width=24, height=1))
         self.dashboard.add_widgets(
-            _graph("Batch failed jobs (per hour)", [alarms.failed_jobs], width=12),
-            _graph("Batch queue blocked by a RUNNABLE job", [alarms.blocked], width=12),
+            _graph(f"{alarms.tier}: failed Batch jobs (per hour)", [alarms.failed_jobs], width=12),
+            _graph(f"{alarms.tier}: job queue blocked by a RUNNABLE job", [alarms.blocked], width=12),
         )
 
     def add_redrive(self, function: lambda_.IFunction) -> None:

@@ -527,8 +527,10 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         if app.openapi_schema is None:
             schema = original_openapi()
             # Advertise the configured job types (validation stays in the handler, with its own reason).
-            schema["components"]["schemas"]["JobRequest"]["properties"]["type"]["enum"] = sorted(
-                settings.job_types
+            properties = schema["components"]["schemas"]["JobRequest"]["properties"]
+            properties["type"]["enum"] = sorted(settings.job_types)
+            properties["payload"]["description"] += (
+                f" At most {settings.max_payload_bytes} bytes serialized as JSON (else 413)."
             )
             app.openapi_schema = schema
         return app.openapi_schema

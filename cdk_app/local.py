@@ -344,8 +344,8 @@ class LocalFleet:
         self.out.line(f"  curl -s -X POST {url}/jobs -H 'content-type: application/json' "
                       f"-d '{json.dumps(EXAMPLE_JOB)}'")
         self.out.line(f"  curl -s {url}/jobs/<jobId>")
-        self.out.line(f"  AWS_ENDPOINT_URL={self.endpoint} AWS_ACCESS_KEY_ID=testing "
-                      f"AWS_SECRET_ACCESS_KEY=testing aws sqs receive-message --region {self.region} "
+        self.out.line("  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+                      f"aws --endpoint-url {self.endpoint} --region {self.region} sqs receive-message "
                       f"--queue-url {self.dlq_urls[self.config.tiers[0].name]} --message-attribute-names All")
         self.out.line("Ctrl-C stops everything.")
 
@@ -551,7 +551,7 @@ class BatchPoller:
             _signal_group(proc, signal.SIGKILL)
         for job in jobs:
             job.join(timeout=10)
-        self.fleet.out.line(f"stopped {self.tier.name} batch poller")
+        self.fleet.out.line(f"stopped the batch poller of tier {self.tier.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

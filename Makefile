@@ -21,11 +21,16 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt worker_image/requi
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
+.venv-checkov/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.dev-installed node_modules/.installed
+setup: $(VENV)/.dev-installed node_modules/.installed .venv-checkov/.installed
 
 synth: $(VENV)/.runtime-installed node_modules/.installed
 	rm -rf cdk.out

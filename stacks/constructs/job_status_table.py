@@ -7,6 +7,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.checkov import skip_check
+
 
 class JobStatusTable(Construct):
     """On-demand table keyed by jobId; records expire through TTL on `expiresAt`."""
@@ -29,3 +31,6 @@ class JobStatusTable(Construct):
             removal_policy=removal_policy,
             deletion_protection=removal_policy == cdk.RemovalPolicy.RETAIN,
         )
+        if not point_in_time_recovery:
+            skip_check(self.table, "CKV_AWS_165", "Point-in-time recovery follows app.removal_policy: "
+                       "on for retained (production) tables, off for disposable dev/staging ones")

@@ -8,6 +8,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import TierConfig
+from stacks.checkov import skip_check
 
 
 class TierQueue(Construct):
@@ -52,3 +53,7 @@ class TierQueue(Construct):
                                                   max_receive_count=tier.max_receive_count),
             **encryption,
         )
+        if key is None:
+            for queue in (self.queue, self.dead_letter_queue):
+                skip_check(queue, "CKV_AWS_27", "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); "
+                           "checkov's rule only recognizes KmsMasterKeyId")

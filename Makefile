@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # ENV=dev synthesizes one environment; empty = all of them.
 ENV ?=
 
-.PHONY: setup synth test lint local clean
+.PHONY: setup synth test lint local clean diagram
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ synth: $(VENV)/.runtime-installed node_modules/.installed
 	rm -rf cdk.out
 	npx --no-install cdk synth --quiet $(if $(ENV),-c env=$(ENV))
 	$(PY) -m cdk_app.summary cdk.out
+
+# Regenerates docs/architecture.{dot,png} from the synthesized prod stage (needs graphviz `dot`).
+diagram: synth
+	$(PY) -m cdk_app.diagram cdk.out prod docs/architecture
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -128,11 +128,14 @@ class CircuitBreaker:
         return False
 
     def retry_after(self, job_type: str, now: float) -> float:
-        """Seconds until the type may be tried again (0 when it may run now)."""
-        breaker = self._types.get(job_type)
-        if breaker is None or breaker.state is BreakerState.CLOSED:
+        """Seconds until a deferred job of this type should come back: the rest of the cooldown while open;
+        a quarter cooldown while a half-open trial runs (not 0, which would spin deferrals)."""
+        state = self.state(job_type, now)
+        if state is BreakerState.CLOSED:
             return 0.0
-        return max(0.0, breaker.opened_at + self.cooldown_seconds - now)
+        if state is BreakerState.HALF_OPEN:
+            return self.cooldown_seconds / 4
+        return max(0.0, self._types[job_type].opened_at + self.cooldown_seconds - now)
 
     def record_success(self, job_type: str) -> None:
         self._types.pop(job_type, None)

@@ -49,6 +49,9 @@ SQS_ERRORS = (BotoCoreError, ClientError)
 HOUSEKEEPING_INTERVAL = 0.1
 IDLE_RECHECK_SECONDS = 0.5  # how often a full or memory-paused worker re-evaluates (and touches health)
 MAX_RECEIVE_BACKOFF = 30.0
+# Paused on memory with nothing running means the memory is not the jobs' (a leak, fragmentation):
+# waiting cannot fix it, a fresh task can.
+MEMORY_STUCK_SECONDS = 60.0
 DELETE_RETRIES = 3
 
 
@@ -171,8 +174,20 @@ class Worker:
 
     def _poll_loop(self) -> None:
         failures = 0
+        paused_idle_since: float | None = None
         while not self._stop.is_set():
             touch_health_file(self.config.health_file)
+            with self._lock:
+                paused_idle = self._paused and self._running == 0
+            paused_idle_since = (paused_idle_since or time.monotonic()) if paused_idle else None
+            if paused_idle_since is not None and time.monotonic() - paused_idle_since > MEMORY_STUCK_SECONDS:
+                log.error(
+                    "memory above the low-water mark with no job running; exiting so the orchestrator "
+                    "replaces this task"
+                )
+                self.exit_code = 1
+                self.request_stop("memory-stuck")
+                break
             if self._executor.abandoned_count() >= self.config.concurrency:
                 log.error(
                     "every slot's worth of handler threads is hung past its deadline; exiting so the "

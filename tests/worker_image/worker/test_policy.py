@@ -92,6 +92,7 @@ def test_breaker_opens_after_threshold_then_half_open_trial_decides():
     assert breaker.state("report", 62) is BreakerState.HALF_OPEN
     assert breaker.allow("report", 62)  # the single trial
     assert not breaker.allow("report", 62)  # others wait while it runs
+    assert breaker.retry_after("report", 62) == 15  # a quarter cooldown, not a 1 s spin
     assert breaker.record_failure("report", 63)  # trial failed: open again, cooldown restarts
     assert breaker.state("report", 100) is BreakerState.OPEN
 

@@ -249,3 +249,12 @@ def test_memory_guard_pauses_above_high_water_and_resumes_below_low_water(
     running.stop()
     pauses = [m for m in running.metrics() if m.get("event") == "memory-pause"]
     assert len(pauses) == 1 and pauses[0]["MemoryPauses"] == 1
+
+
+def test_memory_held_with_no_job_running_makes_the_worker_exit_for_replacement(
+    sqs, make_queues, start_worker, monkeypatch
+):
+    monkeypatch.setattr("worker.runtime.MEMORY_STUCK_SECONDS", 0.5)
+    running = start_worker(make_queues(), memory_reader=FixedMemory(fraction=0.95))
+    running.thread.join(15)
+    assert not running.thread.is_alive() and running.result["exit"] == 1

@@ -27,7 +27,7 @@ class ApiService(Construct):
     """Fargate service in private subnets, no public IP, registered with the ALB listener.
 
     Its task role may send to the tier queues (and read their attributes) and nothing else on
-    them: no receive, no delete. It may create and read job status records.
+    them: no receive, no delete. It may create, read and withdraw job status records.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
@@ -52,6 +52,7 @@ class ApiService(Construct):
                     {name: tq.queue.queue_url for name, tq in tier_queues.items()}),
                 "JOB_TYPES": stack.to_json_string(dict(config.job_types)),
                 "STATUS_TABLE": status_table.table_name,
+                "STATUS_TTL_DAYS": str(config.status.ttl_days),
                 "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
                 "PORT": str(API_PORT),
             },
@@ -97,7 +98,10 @@ class ApiService(Construct):
             tier_queue.queue.grant_send_messages(role)
         if any(tq.queue.encryption_master_key is not None for tq in tier_queues.values()):
             acknowledge_kms_grant_wildcards(role)
-        status_table.grant(role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # Put (conditional: new job / idempotency claim), Get (status lookup), Update (confirm a
+        # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
+        status_table.grant(role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
+                           "dynamodb:DeleteItem")
         if status_table.encryption_key is not None:
             status_table.encryption_key.grant(role, "kms:Decrypt", "kms:Encrypt",
                                               "kms:GenerateDataKey")

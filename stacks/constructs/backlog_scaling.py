@@ -57,7 +57,6 @@ class BacklogScaling(Construct):
             min_capacity=tier.min_tasks,
             max_capacity=tier.max_tasks,
         )
-        self.target.node.add_dependency(service)
         service_dimensions = [
             appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
                 name="ClusterName", value=cluster.cluster_name),

@@ -11,7 +11,8 @@ Access logs go to an S3 bucket through the L1 load-balancer attributes rather th
 `logAccessLogs`, which refuses an environment-agnostic stack (it needs the region to pick the
 ELB account). The bucket policy works in any region: it admits the log-delivery service
 principal (regions from August 2022 on) and, through a CloudFormation mapping resolved on
-`AWS::Region`, the regional Elastic Load Balancing account of the older regions.
+`AWS::Region` when the stack has no region (synth-time lookup when it has), the regional
+Elastic Load Balancing account of the older regions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aws_cdk import region_info
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.checkov import skip_check
 from stacks.nag import acknowledge
 
 ACCESS_LOG_PREFIX = "alb"
@@ -59,6 +61,12 @@ class PublicLoadBalancer(Construct):
         acknowledge(self.access_log_bucket, "S1",
                     "This bucket is the ALB access-log destination itself; S3 server access "
                     "logs of a log bucket would only log the log writes, recursively.")
+        skip_check(self.access_log_bucket, "CKV_AWS_18",
+                   "This bucket is the ALB access-log destination itself; S3 server access logs "
+                   "of a log bucket would only record the log writes, recursively.")
+        skip_check(self.access_log_bucket, "CKV_AWS_21",
+                   "Access logs are written once and expire by lifecycle; versioning would only "
+                   "keep expired log objects as noncurrent versions past access_log_expiry_days.")
         self._allow_log_delivery()
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -110,6 +118,14 @@ class PublicLoadBalancer(Construct):
         else:
             self.listener = self.load_balancer.add_listener(
                 "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=True)
+            for check in ("CKV_AWS_2", "CKV_AWS_103"):
+                skip_check(self.listener, check,
+                           "Plain HTTP only because this environment sets api.allow_plain_http "
+                           "and no certificate (dev/staging); HTTPS-only where it is false.")
+        (alb_security_group,) = self.load_balancer.connections.security_groups
+        skip_check(alb_security_group, "CKV_AWS_260",
+                   "Port 80 is open to the internet on the public ALB to redirect to HTTPS (or to "
+                   "serve plain HTTP where the environment explicitly allows it).")
 
     def _allow_log_delivery(self) -> None:
         """Bucket policy admitting ALB log delivery in whatever region the stack deploys to."""
@@ -122,21 +138,25 @@ class PublicLoadBalancer(Construct):
             actions=["s3:PutObject"],
             resources=[objects],
         ))
-        # Regions older than August 2022 deliver as a regional ELB account instead. Every region
-        # CDK knows is in the map; regions without such an account fall back to this account's
-        # own root (which holds no extra right through it).
-        accounts = {}
-        for name in region_info.RegionInfo.regions:
-            account = name.elbv2_account
-            accounts[name.name] = {"Account": account or _NO_ELB_ACCOUNT}
-        mapping = cdk.CfnMapping(self, "ElbLogDeliveryAccount", mapping=accounts)
-        condition = cdk.CfnCondition(self, "RegionHasElbAccount", expression=cdk.Fn.condition_not(
-            cdk.Fn.condition_equals(mapping.find_in_map(stack.region, "Account"), _NO_ELB_ACCOUNT)))
-        elb_account = cdk.Fn.condition_if(
-            condition.logical_id,
-            mapping.find_in_map(stack.region, "Account"),
-            stack.account,
-        ).to_string()
+        # Regions older than August 2022 deliver as a regional ELB account instead. A region known
+        # at synth is looked up here; otherwise every region CDK knows goes into a mapping read on
+        # AWS::Region at deploy time, and regions without such an account fall back to this
+        # account's own root (which gains no right through it).
+        if not cdk.Token.is_unresolved(stack.region):
+            elb_account = region_info.RegionInfo.get(stack.region).elbv2_account
+            if not elb_account:
+                return
+        else:
+            accounts = {r.name: {"Account": r.elbv2_account or _NO_ELB_ACCOUNT}
+                        for r in region_info.RegionInfo.regions}
+            mapping = cdk.CfnMapping(self, "ElbLogDeliveryAccount", mapping=accounts)
+            account_in_region = mapping.find_in_map(stack.region, "Account")
+            condition = cdk.CfnCondition(
+                self, "RegionHasElbAccount",
+                expression=cdk.Fn.condition_not(
+                    cdk.Fn.condition_equals(account_in_region, _NO_ELB_ACCOUNT)))
+            elb_account = cdk.Fn.condition_if(condition.logical_id, account_in_region,
+                                              stack.account).to_string()
         bucket.add_to_resource_policy(iam.PolicyStatement(
             sid="AlbLogDeliveryRegionalAccount",
             principals=[iam.ArnPrincipal(f"arn:{stack.partition}:iam::{elb_account}:root")],

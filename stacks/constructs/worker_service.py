@@ -63,6 +63,7 @@ class WorkerService(Construct):
                 "JOB_MAX_SECONDS": str(tier.max_job_seconds),
                 "WORKER_STOP_TIMEOUT_SECONDS": str(worker_drain_seconds(tier)),
                 "STATUS_TABLE": status_table.table_name,
+                "STATUS_TTL_DAYS": str(config.status.ttl_days),
                 "HEALTH_FILE": HEALTH_FILE,
             },
             stop_timeout_seconds=tier.stop_timeout_seconds,

@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.batch import BatchStack
 from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
 from stacks.stateful import StatefulStack
@@ -31,3 +32,10 @@ class JobFleetStage(cdk.Stage):
                                     tier_queues=self.stateful.tier_queues,
                                     status_table=self.stateful.status_table,
                                     **stack_props("compute"))
+        # Batch tier (AWS Batch Spot fed by a pipe); only when a tier has runtime = "batch".
+        self.batch: BatchStack | None = None
+        if config.batch_tiers:
+            self.batch = BatchStack(self, "Batch", config=config, vpc=self.network.vpc,
+                                    tier_queues=self.stateful.tier_queues,
+                                    status_table=self.stateful.status_table,
+                                    key=self.stateful.key, **stack_props("batch"))

@@ -1,0 +1,100 @@
+"""The job definition of one batch tier: the worker image running `python -m worker run-one`.
+
+The envelope arrives as the job parameter `envelope` (set by the feed pipe from the SQS body) and
+reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter, not an environment
+override, puts it at a fixed path of Batch's job state change events (`detail.parameters.envelope`),
+which is how the failure route hands the original envelope to the DLQ.
+
+Retries: Spot reclaims (status reason `Host EC2*`; on Fargate Spot `Your Spot Task was
+interrupted*`) are retried up to `batch.spot_retry_attempts`; every other failure exits at once
+(the worker already retried inside the job, and exit code 2 means permanent).
+Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig, TierConfig
+from stacks.nag import acknowledge
+from stacks.retention import log_retention
+
+WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+ENVELOPE_PARAMETER = "envelope"
+COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
+EC2_SPOT_RECLAIMED = "Host EC2*"
+FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
+TMP_PATH = "/tmp"  # the container's only writable path, a dedicated volume
+NON_ROOT_USER = "10001"
+
+
+class BatchJobDefinition(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+                 tier: TierConfig, status_table: dynamodb.ITableV2, key: kms.IKey | None,
+                 image: ecs.ContainerImage | None = None) -> None:
+        super().__init__(scope, construct_id)
+        retain = config.app.removal_policy == "retain"
+        fargate = config.batch.compute == "fargate-spot"
+        self.log_group = logs.LogGroup(
+            self, "Logs",
+            retention=log_retention(config.app.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        )
+        self.job_role = iam.Role(
+            self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description=f"{config.resource_name(tier.name)} batch jobs")
+        status_table.grant(self.job_role, "dynamodb:UpdateItem", "dynamodb:GetItem")
+        if key is not None:
+            key.grant(self.job_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
+        container_props = {
+            "image": image or ecs.ContainerImage.from_asset(str(WORKER_IMAGE_DIR)),
+            "command": COMMAND,
+            "cpu": tier.cpu / 1024,
+            "memory": cdk.Size.mebibytes(tier.memory_mib),
+            "environment": {
+                "TIER": tier.name,
+                "STATUS_TABLE": status_table.table_name,
+                "STATUS_TTL_DAYS": str(config.status.ttl_days),
+                "JOB_MAX_SECONDS": str(tier.max_job_seconds),
+                # Containers cannot reach instance metadata (IMDSv2, hop limit 1): name the region.
+                "AWS_DEFAULT_REGION": cdk.Aws.REGION,
+            },
+            "job_role": self.job_role,
+            "logging": ecs.LogDriver.aws_logs(stream_prefix=tier.name, log_group=self.log_group),
+            "readonly_root_filesystem": True,
+            "user": NON_ROOT_USER,
+            "volumes": [batch.EcsVolume.host(name="tmp", container_path=TMP_PATH, readonly=False)],
+        }
+        if fargate:
+            self.container: batch.IEcsContainerDefinition = batch.EcsFargateContainerDefinition(
+                self, "Container", assign_public_ip=False,
+                fargate_platform_version=ecs.FargatePlatformVersion.LATEST, **container_props)
+            reclaimed = FARGATE_SPOT_RECLAIMED
+        else:
+            self.container = batch.EcsEc2ContainerDefinition(self, "Container", **container_props)
+            reclaimed = EC2_SPOT_RECLAIMED
+        self.job_definition = batch.EcsJobDefinition(
+            self, "JobDefinition",
+            job_definition_name=config.resource_name(tier.name),
+            container=self.container,
+            timeout=cdk.Duration.seconds(tier.max_job_seconds),
+            retry_attempts=config.batch.spot_retry_attempts,
+            retry_strategies=[
+                batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=reclaimed)),
+                batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom(on_reason="*")),
+            ],
+            propagate_tags=True,
+        )
+        acknowledge(self.container, "IAM5[Resource::*]",
+                    "The execution role pulls the worker image: ecr:GetAuthorizationToken has no "
+                    "resource-level permissions and must be granted on *.")

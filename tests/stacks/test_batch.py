@@ -1,0 +1,388 @@
+"""Batch stack: Spot compute with on-demand fallback, job definition, feed pipe, failure route.
+
+cdk-nag and Checkov do not model Batch job definitions or Pipes, so the hardening of those (read-
+only root, non-root user, log retention, least-privilege pipe role) is asserted here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk.assertions import Match, Template
+
+from cdk_app.app import feature_flags
+from cdk_app.config import load_environment
+from cdk_app.stage import JobFleetStage
+from stacks.constructs.batch_failure_route import INPUT_PATHS, INPUT_TEMPLATE
+
+ENVS = ["dev", "staging", "prod"]
+
+
+@pytest.fixture(scope="module")
+def templates(stages):
+    return {name: Template.from_stack(stage.batch) for name, stage in stages.items()}
+
+
+def _one(template: Template, resource_type: str) -> dict:
+    (resource,) = template.find_resources(resource_type).values()
+    return resource["Properties"]
+
+
+def _compute_environments(template: Template) -> dict[str, dict]:
+    return {logical_id: r["Properties"]
+            for logical_id, r in template.find_resources("AWS::Batch::ComputeEnvironment").items()}
+
+
+def _job_definition(template: Template) -> dict:
+    return _one(template, "AWS::Batch::JobDefinition")
+
+
+def _output_name(value: dict) -> str:
+    """The export a weak cross-stack reference reads (Fn::GetStackOutput), or "" if none."""
+    return value.get("Fn::GetStackOutput", {}).get("OutputName", "") if isinstance(value, dict) else ""
+
+
+def _role_statements(template: Template, role_id: str) -> list[dict]:
+    """Every statement of the policies attached to the role with this logical ID."""
+    policies = [p["Properties"]["PolicyDocument"]["Statement"]
+                for p in template.find_resources("AWS::IAM::Policy").values()
+                if {"Ref": role_id} in p["Properties"]["Roles"]]
+    assert policies, role_id
+    return [s for statements in policies for s in statements]
+
+
+# --- compute -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spot_compute_environment_from_config(templates, stages, env):
+    config = stages[env].config.batch
+    spot = [p for p in _compute_environments(templates[env]).values()
+            if p["ComputeResources"]["Type"] == "SPOT"]
+    assert len(spot) == 1
+    resources = spot[0]["ComputeResources"]
+    assert resources["AllocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    assert resources["InstanceTypes"] == list(config.instance_classes)
+    assert resources["MaxvCpus"] == config.max_vcpus
+    assert resources["MinvCpus"] == 0
+    assert spot[0]["Type"] == "managed"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_compute_runs_in_private_subnets_from_a_hardened_launch_template(templates, env):
+    template = templates[env]
+    (template_id,) = template.find_resources("AWS::EC2::LaunchTemplate")
+    for properties in _compute_environments(template).values():
+        resources = properties["ComputeResources"]
+        subnets = [_output_name(s) for s in resources["Subnets"]]
+        assert len(subnets) == 2 and all("privateSubnet" in s for s in subnets), subnets
+        assert resources["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": template_id}}
+    data = _one(template, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert "HttpPutResponseHopLimit" not in data["MetadataOptions"]  # 1: containers can't reach IMDS
+    (root,) = data["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True
+    assert "UserData" not in data  # Batch needs MIME user data; none is set
+    security_group = _one(template, "AWS::EC2::SecurityGroup")
+    assert "SecurityGroupIngress" not in security_group
+
+
+def test_on_demand_fallback_at_order_two(templates, stages):
+    assert stages["prod"].config.batch.on_demand_fallback
+    template = templates["prod"]
+    environments = _compute_environments(template)
+    by_type = {p["ComputeResources"]["Type"]: logical_id for logical_id, p in environments.items()}
+    assert set(by_type) == {"SPOT", "EC2"}
+    on_demand = environments[by_type["EC2"]]["ComputeResources"]
+    assert on_demand["MaxvCpus"] == stages["prod"].config.batch.on_demand_max_vcpus
+    order = _one(template, "AWS::Batch::JobQueue")["ComputeEnvironmentOrder"]
+    assert sorted(order, key=lambda o: o["Order"]) == [
+        {"ComputeEnvironment": {"Fn::GetAtt": [by_type["SPOT"], "ComputeEnvironmentArn"]}, "Order": 1},
+        {"ComputeEnvironment": {"Fn::GetAtt": [by_type["EC2"], "ComputeEnvironmentArn"]}, "Order": 2},
+    ]
+
+
+def test_dev_without_fallback_has_only_spot(templates, stages):
+    assert stages["dev"].config.batch.on_demand_fallback is False
+    environments = _compute_environments(templates["dev"])
+    assert [p["ComputeResources"]["Type"] for p in environments.values()] == ["SPOT"]
+    (order,) = _one(templates["dev"], "AWS::Batch::JobQueue")["ComputeEnvironmentOrder"]
+    assert order["Order"] == 1
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_jobs_stuck_runnable_are_cancelled(templates, stages, env):
+    queue = _one(templates[env], "AWS::Batch::JobQueue")
+    assert queue["JobQueueName"] == f"jobfleet-{env}-batch"
+    actions = queue["JobStateTimeLimitActions"]
+    assert {a["Reason"] for a in actions} == {
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"}
+    for action in actions:
+        assert action["Action"] == "CANCEL" and action["State"] == "RUNNABLE"
+        assert action["MaxTimeSeconds"] == stages[env].config.batch.runnable_timeout_seconds
+
+
+# --- job definition ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_job_definition_runs_run_one_with_the_envelope_parameter(templates, env):
+    container = _job_definition(templates[env])["ContainerProperties"]
+    assert container["Command"][:4] == ["python", "-m", "worker", "run-one"]
+    assert container["Command"][4:] == ["--envelope", "Ref::envelope"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_retry_on_spot_reclaim_only(templates, stages, env):
+    strategy = _job_definition(templates[env])["RetryStrategy"]
+    assert strategy["Attempts"] == stages[env].config.batch.spot_retry_attempts
+    assert strategy["EvaluateOnExit"] == [
+        {"Action": "RETRY", "OnStatusReason": "Host EC2*"},
+        {"Action": "EXIT", "OnReason": "*"},
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_size_and_timeout_from_the_tier(templates, stages, env):
+    (tier,) = stages[env].config.batch_tiers
+    definition = _job_definition(templates[env])
+    assert definition["Timeout"] == {"AttemptDurationSeconds": tier.max_job_seconds}
+    assert definition["PlatformCapabilities"] == ["EC2"]
+    requirements = {r["Type"]: r["Value"] for r in definition["ContainerProperties"]["ResourceRequirements"]}
+    assert requirements == {"VCPU": str(tier.cpu // 1024), "MEMORY": str(tier.memory_mib)}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_container_is_hardened_and_logs_with_retention(templates, stages, env):
+    template = templates[env]
+    container = _job_definition(template)["ContainerProperties"]
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["User"] == "10001"
+    assert container["MountPoints"] == [{"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}]
+    assert container["Volumes"] == [{"Host": {}, "Name": "tmp"}]
+    assert "Privileged" not in container
+    log_config = container["LogConfiguration"]
+    assert log_config["LogDriver"] == "awslogs"
+    group_id = log_config["Options"]["awslogs-group"]["Ref"]
+    group = template.to_json()["Resources"][group_id]["Properties"]
+    assert group["RetentionInDays"] == stages[env].config.app.log_retention_days
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_job_environment_and_status_table_access(templates, env):
+    template = templates[env]
+    container = _job_definition(template)["ContainerProperties"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert environment["TIER"] == "batch"
+    assert "JobStatusTable" in _output_name(environment["STATUS_TABLE"])
+    role_id = container["JobRoleArn"]["Fn::GetAtt"][0]
+    statements = _role_statements(template, role_id)
+    dynamodb = [s for s in statements if str(s["Action"]).startswith("['dynamodb") or
+                str(s["Action"]).startswith("dynamodb")]
+    (table_access,) = dynamodb
+    assert sorted(table_access["Action"]) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert "JobStatusTable" in _output_name(table_access["Resource"])
+    kms = [s for s in statements if "kms:Decrypt" in s["Action"]]
+    assert len(kms) == (1 if env == "prod" else 0)
+
+
+# --- feed pipe -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pipe_feeds_the_job_queue_from_the_batch_queue(templates, env):
+    template = templates[env]
+    pipe = _one(template, "AWS::Pipes::Pipe")
+    source = _output_name(pipe["Source"])
+    assert "TierbatchQueue" in source and "DeadLetter" not in source, source
+    assert pipe["SourceParameters"] == {"SqsQueueParameters": {"BatchSize": 1}}
+    (queue_id,) = template.find_resources("AWS::Batch::JobQueue")
+    (definition_id,) = template.find_resources("AWS::Batch::JobDefinition")
+    assert pipe["Target"] == {"Fn::GetAtt": [queue_id, "JobQueueArn"]}
+    assert pipe["TargetParameters"] == {"BatchJobParameters": {
+        "JobDefinition": {"Ref": definition_id},
+        "JobName": f"jobfleet-{env}-batch",
+        "Parameters": {"envelope": "$.body"},
+    }}
+    assert pipe["DesiredState"] == "RUNNING"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pipe_role_is_least_privilege(templates, env):
+    template = templates[env]
+    pipe = _one(template, "AWS::Pipes::Pipe")
+    role_id = pipe["RoleArn"]["Fn::GetAtt"][0]
+    role = template.to_json()["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "pipes.amazonaws.com"}
+    assert "ManagedPolicyArns" not in role
+    statements = _role_statements(template, role_id)
+    by_sid = {s["Sid"]: s for s in statements}
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in a for a in actions), statement
+        assert statement["Resource"] != "*" and "*" not in json.dumps(statement["Resource"]), statement
+    read = by_sid["ReadBatchQueue"]
+    assert sorted(read["Action"]) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert _output_name(read["Resource"]) == _output_name(pipe["Source"])
+    (queue_id,) = template.find_resources("AWS::Batch::JobQueue")
+    (definition_id,) = template.find_resources("AWS::Batch::JobDefinition")
+    submit = by_sid["SubmitBatchJob"]
+    assert submit["Action"] == "batch:SubmitJob"
+    assert submit["Resource"] == [{"Fn::GetAtt": [queue_id, "JobQueueArn"]}, {"Ref": definition_id}]
+    assert ("DecryptBatchQueue" in by_sid) == (env == "prod")
+    assert set(by_sid) <= {"ReadBatchQueue", "SubmitBatchJob", "DecryptBatchQueue", "WritePipeLogs"}
+
+
+# --- failure route -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_failed_jobs_of_this_queue_go_to_the_batch_dlq(templates, env):
+    template = templates[env]
+    (queue_id,) = template.find_resources("AWS::Batch::JobQueue")
+    rule = _one(template, "AWS::Events::Rule")
+    assert rule["Name"] == f"jobfleet-{env}-batch-failed"
+    assert rule["EventPattern"] == {
+        "source": ["aws.batch"],
+        "detail-type": ["Batch Job State Change"],
+        "detail": {"status": ["FAILED"], "jobQueue": [{"Fn::GetAtt": [queue_id, "JobQueueArn"]}]},
+    }
+    (target,) = rule["Targets"]
+    assert "TierbatchDeadLetterQueue" in _output_name(target["Arn"])
+    assert target["DeadLetterConfig"]["Arn"] == target["Arn"]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["envelope"] == "$.detail.parameters.envelope"
+    assert transformer["InputPathsMap"]["statusReason"] == "$.detail.statusReason"
+    assert transformer["InputTemplate"] == INPUT_TEMPLATE
+
+
+def _render(template: str, event: dict) -> str:
+    """What EventBridge sends: quoted placeholders get JSON-escaped strings, bare ones raw JSON."""
+    def value(path: str):
+        node = event
+        for part in path.removeprefix("$.").split("."):
+            node = node.get(part, "") if isinstance(node, dict) else ""
+        return node
+
+    def substitute(match: re.Match) -> str:
+        quoted, name = match.group(1), match.group(2)
+        found = value(INPUT_PATHS[name])
+        if quoted:
+            return json.dumps(found if isinstance(found, str) else json.dumps(found))
+        return json.dumps(found)
+
+    return re.sub(r'("?)<([A-Za-z]+)>\1', substitute, template)
+
+
+def test_dlq_message_carries_the_original_envelope_and_the_reason():
+    envelope = json.dumps({"jobId": "j-1", "type": "analysis", "payload": {"q": "a \"quoted\" value"},
+                           "submittedAt": "2025-01-01T00:00:00Z"})
+    event = {"time": "2025-01-01T05:00:00Z", "detail": {
+        "jobId": "b-9", "jobName": "jobfleet-prod-batch", "jobQueue": "arn:queue",
+        "jobDefinition": "arn:def:3", "status": "FAILED",
+        "statusReason": "Essential container in task exited",
+        "parameters": {"envelope": envelope},
+        "container": {"exitCode": 2, "logStreamName": "batch/default/abc"},
+        "attempts": [{"container": {"exitCode": 2}, "statusReason": "Essential container in task exited"}],
+    }}
+    message = json.loads(_render(INPUT_TEMPLATE, event))
+    assert message["envelope"] == envelope
+    assert json.loads(message["envelope"])["payload"] == {"q": 'a "quoted" value'}
+    failure = message["failure"]
+    assert failure["errorType"] == "BatchJobFailed"
+    assert failure["reason"] == "Essential container in task exited"
+    assert failure["jobId"] == "b-9" and failure["exitCode"] == "2"
+    assert failure["attempts"] == event["detail"]["attempts"]
+    assert failure["failedAt"] == "2025-01-01T05:00:00Z"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_dlq_admits_events_from_this_rule_only(stages, env):
+    stateful = Template.from_stack(stages[env].stateful)
+    statements = [s for p in stateful.find_resources("AWS::SQS::QueuePolicy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]
+                  if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    (statement,) = statements
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"]["Fn::GetAtt"][0].startswith("TierbatchDeadLetterQueue")
+    source_arn = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert f":rule/jobfleet-{env}-batch-failed" in source_arn
+
+
+def test_prod_key_lets_eventbridge_encrypt_for_this_rule_only(stages):
+    stateful = Template.from_stack(stages["prod"].stateful)
+    policy = _one(stateful, "AWS::KMS::Key")["KeyPolicy"]["Statement"]
+    (statement,) = [s for s in policy if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    source_arn = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert ":rule/jobfleet-prod-batch-failed" in source_arn
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stateful_never_depends_on_batch(stages, env):
+    stage = stages[env]
+    assert stage.batch not in stage.stateful.dependencies
+    assert stage.stateful in stage.batch.dependencies
+    text = json.dumps(Template.from_stack(stage.stateful).to_json())
+    assert f'"StackName": "{stage.batch.stack_name}"' not in text
+    assert "Fn::ImportValue" not in text
+
+
+def test_objects_exposed_for_the_operations_stack(stages):
+    stack = stages["prod"].batch
+    assert isinstance(stack.job_queue, batch.JobQueue)
+    assert isinstance(stack.job_definition, batch.EcsJobDefinition)
+    assert isinstance(stack.failure_rule, events.Rule)
+    assert stack.tiers["batch"].job_queue is stack.job_queue
+
+
+# --- other configurations (local apps, no cdk-nag) -----------------------------------------
+
+def _stage(config) -> JobFleetStage:
+    app = cdk.App(context=feature_flags())
+    return JobFleetStage(app, config)
+
+
+def test_no_batch_tier_means_no_batch_stack():
+    config = load_environment("dev")
+    service_only = dataclasses.replace(
+        config, tiers=config.service_tiers,
+        job_types={k: v for k, v in config.job_types.items() if v != "batch"})
+    stage = _stage(service_only)
+    assert stage.batch is None
+    assert not any(isinstance(c, cdk.Stack) and c.node.id == "Batch" for c in stage.node.children)
+
+
+def test_fargate_spot_alternative_with_fargate_fallback():
+    config = load_environment("prod")
+    fargate = dataclasses.replace(config, batch=dataclasses.replace(config.batch, compute="fargate-spot"))
+    stage = _stage(fargate)
+    template = Template.from_stack(stage.batch)
+    environments = _compute_environments(template)
+    by_type = {p["ComputeResources"]["Type"]: logical_id for logical_id, p in environments.items()}
+    assert set(by_type) == {"FARGATE_SPOT", "FARGATE"}
+    template.resource_count_is("AWS::EC2::LaunchTemplate", 0)
+    order = {o["Order"]: o["ComputeEnvironment"]["Fn::GetAtt"][0]
+             for o in _one(template, "AWS::Batch::JobQueue")["ComputeEnvironmentOrder"]}
+    assert order == {1: by_type["FARGATE_SPOT"], 2: by_type["FARGATE"]}
+    definition = _job_definition(template)
+    assert definition["PlatformCapabilities"] == ["FARGATE"]
+    assert definition["RetryStrategy"]["EvaluateOnExit"][0] == {
+        "Action": "RETRY", "OnStatusReason": "Your Spot Task was interrupted*"}
+    container = definition["ContainerProperties"]
+    assert container["ReadonlyRootFilesystem"] is True and container["User"] == "10001"
+    assert container["NetworkConfiguration"] == {"AssignPublicIp": "DISABLED"}
+    template.has_resource_properties("AWS::Batch::ComputeEnvironment", {
+        "ComputeResources": Match.object_like({"Type": "FARGATE_SPOT",
+                                               "MaxvCpus": config.batch.max_vcpus})})
+
+
+def test_worker_image_is_the_shared_asset(stages):
+    definition = stages["prod"].batch.tiers["batch"].job_definition
+    image = definition.container.image
+    assert isinstance(image, ecs.ContainerImage)

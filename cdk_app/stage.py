@@ -9,6 +9,7 @@ from cdk_app.config import EnvironmentConfig
 from stacks.batch import BatchStack
 from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
+from stacks.operations import OperationsStack
 from stacks.stateful import StatefulStack
 
 
@@ -39,3 +40,7 @@ class JobFleetStage(cdk.Stage):
                                     tier_queues=self.stateful.tier_queues,
                                     status_table=self.stateful.status_table,
                                     key=self.stateful.key, **stack_props("batch"))
+        self.operations = OperationsStack(self, "Operations", config=config, stateful=self.stateful,
+                                          compute=getattr(self, "compute", None),
+                                          batch=getattr(self, "batch", None),
+                                          **stack_props("operations"))

@@ -25,6 +25,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.nag import acknowledge
@@ -130,6 +131,17 @@ class RedriveFunction(Construct):
         acknowledge(self.function, "L1",
                     "Runtime pinned to python3.13 by the redrive function's convention (3.12 or "
                     "3.13); moving to python3.14 is a deliberate change with its own layer pin.")
+
+        skip_check(self.function, "CKV_AWS_116",
+                   "Async (scheduled) invocations are not retried and a failed redrive leaves every "
+                   "message in its tier DLQ; the Errors alarm pages. A Lambda DLQ would only keep "
+                   "the {tier, filter} event.")
+        skip_check(self.function, "CKV_AWS_117",
+                   "Calls only the SQS and DynamoDB public APIs under IAM; a VPC would add NAT or "
+                   "endpoints and reach no private resource.")
+        skip_check(self.function, "CKV_AWS_173",
+                   "Environment holds only queue URLs, the table name, a redrive count and logging "
+                   "settings, no secrets; Lambda encrypts it at rest with its service key.")
 
         self.schedules: dict[str, events.Rule] = {}
         for tier_name in config.redrive.scheduled_tiers:

@@ -31,6 +31,7 @@ from stacks.constructs.batch_compute import BatchCompute, runnable_time_limits
 from stacks.constructs.batch_failure_route import BatchFailureRoute
 from stacks.constructs.batch_feed_pipe import BatchFeedPipe
 from stacks.constructs.batch_job_definition import BatchJobDefinition
+from stacks.constructs.hardened_container import worker_image_asset
 from stacks.constructs.tier_queue import TierQueue
 
 
@@ -53,6 +54,10 @@ class BatchStack(cdk.Stack):
         retain = config.app.removal_policy == "retain"
         removal_policy = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
         self.compute = BatchCompute(self, "Compute", config=config.batch, vpc=vpc)
+        # The worker image asset the Fargate tiers use (same directory and platform, so the same
+        # asset hash: built and pushed once). x86-64, like `batch.instance_classes` must be.
+        image = image or ecs.ContainerImage.from_docker_image_asset(
+            worker_image_asset(self, "WorkerImage"))
 
         self.tiers: dict[str, BatchTier] = {}
         for tier in config.batch_tiers:

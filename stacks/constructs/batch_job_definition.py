@@ -13,8 +13,6 @@ Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -28,7 +26,6 @@ from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.nag import acknowledge
 from stacks.retention import log_retention
 
-WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 ENVELOPE_PARAMETER = "envelope"
 COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
 EC2_SPOT_RECLAIMED = "Host EC2*"
@@ -40,7 +37,7 @@ NON_ROOT_USER = "10001"
 class BatchJobDefinition(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  tier: TierConfig, status_table: dynamodb.ITableV2, key: kms.IKey | None,
-                 image: ecs.ContainerImage | None = None) -> None:
+                 image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         retain = config.app.removal_policy == "retain"
         fargate = config.batch.compute == "fargate-spot"
@@ -57,7 +54,7 @@ class BatchJobDefinition(Construct):
             key.grant(self.job_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
         container_props = {
-            "image": image or ecs.ContainerImage.from_asset(str(WORKER_IMAGE_DIR)),
+            "image": image,
             "command": COMMAND,
             "cpu": tier.cpu / 1024,
             "memory": cdk.Size.mebibytes(tier.memory_mib),

@@ -13,7 +13,6 @@ import re
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_batch as batch
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match, Template
 
@@ -382,7 +381,19 @@ def test_fargate_spot_alternative_with_fargate_fallback():
                                                "MaxvCpus": config.batch.max_vcpus})})
 
 
-def test_worker_image_is_the_shared_asset(stages):
-    definition = stages["prod"].batch.tiers["batch"].job_definition
-    image = definition.container.image
-    assert isinstance(image, ecs.ContainerImage)
+def _asset_tags(template: Template, resource_type: str, images) -> set[str]:
+    found = set()
+    for resource in template.find_resources(resource_type).values():
+        for image in images(resource["Properties"]):
+            if isinstance(image, dict) and "Fn::Sub" in image and "container-assets" in image["Fn::Sub"]:
+                found.add(image["Fn::Sub"].rsplit(":", 1)[1])
+    return found
+
+
+def test_worker_image_is_the_asset_the_fargate_tiers_run(templates, stages):
+    batch_tags = _asset_tags(templates["prod"], "AWS::Batch::JobDefinition",
+                             lambda p: [p["ContainerProperties"]["Image"]])
+    compute_tags = _asset_tags(Template.from_stack(stages["prod"].compute), "AWS::ECS::TaskDefinition",
+                               lambda p: [c["Image"] for c in p["ContainerDefinitions"]])
+    assert len(batch_tags) == 1
+    assert batch_tags <= compute_tags

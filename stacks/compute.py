@@ -3,6 +3,10 @@
 Stateless: everything here can be replaced without touching a queue (those live in Stateful).
 Attributes read by other stacks (operations): `cluster`, `load_balancer`, `api_service`,
 `api_target_group`, `worker_services` (tier name -> FargateService).
+
+Construct IDs are frozen once released (renaming one replaces the resource): "Cluster",
+"WorkerImage", "Workers-<tier>", "Scaling-<tier>", "Ingress" (ALB, listeners, access-log bucket),
+"Api"; the stack parameter "ApiCertificateArn" exists where HTTPS has no configured certificate.
 """
 
 from __future__ import annotations

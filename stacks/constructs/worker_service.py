@@ -79,7 +79,8 @@ class WorkerService(Construct):
 
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=cluster.vpc, allow_all_outbound=True,
-            description=f"{config.resource_name(tier.name)} workers: no inbound, HTTPS out to AWS APIs",
+            description=(f"{config.resource_name(tier.name)} workers: no inbound; "
+                         "out to AWS APIs and job targets"),
         )
         strategy = capacity_provider_strategy(tier)
         self.service = ecs.FargateService(

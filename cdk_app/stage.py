@@ -7,6 +7,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.batch import BatchStack
+from stacks.checkov import ProjectWideCheckovSkips
 from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
 from stacks.operations import OperationsStack
@@ -21,6 +22,7 @@ class JobFleetStage(cdk.Stage):
         tags = {"app": config.app_name, "environment": config.name}
         for key, value in tags.items():
             cdk.Tags.of(self).add(key, value)
+        cdk.Aspects.of(self).add(ProjectWideCheckovSkips())
 
         def stack_props(stack: str) -> dict:
             return {"stack_name": config.resource_name(stack),

@@ -36,6 +36,12 @@ FARGATE_MEMORY = {
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 # Time the worker needs beyond the handler's own deadline to delete or dead-letter the message.
 VISIBILITY_MARGIN_SECONDS = 60
+# Batch's SubmitJob request is at most 30 KiB; the envelope travels in it as one JSON string, so
+# each byte of the (JSON-serialized) payload can cost two (an escaped quote or backslash) and
+# 14 KiB leaves room for that, the envelope's other fields and the job queue/definition ARNs.
+BATCH_MAX_PAYLOAD_BYTES = 14_336
+# Graviton EC2 classes (m7g, c6gn, r8gd, x2gd, ...); the worker image is built for linux/amd64.
+_ARM_INSTANCE_CLASS = r"^[a-z]+\d+g"
 
 
 class ConfigError(ValueError):
@@ -190,6 +196,9 @@ class BatchConfig:
                                      doc="Attempts of a job whose Spot host was reclaimed.")
     runnable_timeout_seconds: int = _spec("int", default=3600, minimum=600, maximum=86400,
                                           doc="A job stuck RUNNABLE this long is cancelled.")
+    max_payload_bytes: int = _spec("int", default=BATCH_MAX_PAYLOAD_BYTES, minimum=1024,
+                                   maximum=BATCH_MAX_PAYLOAD_BYTES,
+                                   doc="Largest payload of a batch-tier job (Batch SubmitJob takes 30 KiB).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,10 +510,33 @@ def _check_consistency(config: EnvironmentConfig, where) -> None:
         raise ConfigError(where("redrive.scheduled_tiers"), "redrive.scheduled_error_types",
                           list(config.redrive.scheduled_error_types),
                           "at least one error type when redrive.scheduled_tiers is set")
+    if config.batch_tiers:
+        _check_batch(config, where)
     if config.batch_tiers and config.batch.on_demand_max_vcpus > config.batch.max_vcpus * 4:
         raise ConfigError(where("batch.on_demand_max_vcpus"), "batch.on_demand_max_vcpus",
                           config.batch.on_demand_max_vcpus,
                           f"at most 4 x batch.max_vcpus ({config.batch.max_vcpus * 4})")
+
+
+def _check_batch(config: EnvironmentConfig, where) -> None:
+    batch = config.batch
+    if batch.compute == "ec2-spot":
+        for name in batch.instance_classes:
+            if re.search(_ARM_INSTANCE_CLASS, name):
+                raise ConfigError(where("batch.instance_classes"), "batch.instance_classes", name,
+                                  "x86-64 instance classes or types (the worker image is "
+                                  "linux/amd64), e.g. m6i, c7i, r6i.2xlarge")
+        return
+    for tier in config.batch_tiers:
+        prefix = f"tiers[{tier.name}]"
+        if tier.cpu not in FARGATE_MEMORY:
+            raise ConfigError(where(f"{prefix}.cpu"), f"{prefix}.cpu", tier.cpu,
+                              "with batch.compute = \"fargate-spot\": a Fargate CPU size, one of "
+                              f"{', '.join(map(str, FARGATE_MEMORY))}")
+        if tier.memory_mib not in FARGATE_MEMORY[tier.cpu]:
+            raise ConfigError(where(f"{prefix}.memory_mib"), f"{prefix}.memory_mib", tier.memory_mib,
+                              f"with batch.compute = \"fargate-spot\" and cpu {tier.cpu}: one of "
+                              f"{_short(FARGATE_MEMORY[tier.cpu])}")
 
 
 def _check_tier(tier: TierConfig, where) -> None:

@@ -349,3 +349,31 @@ def test_fails_on_unknown_environment_listing_known_ones():
     with pytest.raises(ConfigError) as info:
         load_environment("qa")
     assert "env = 'qa': one of dev, prod, staging" in str(info.value)
+
+
+def test_fails_when_batch_payload_limit_exceeds_what_submitjob_takes(tmp_path):
+    error = _error(tmp_path, """
+        [batch]
+        max_payload_bytes = 30720
+    """)
+    _assert_names(error, "dev.toml", "batch.max_payload_bytes", "30720", "from 1024 to 14336")
+
+
+def test_fails_on_graviton_batch_instance_class(tmp_path):
+    error = _error(tmp_path, """
+        [batch]
+        instance_classes = ["m6i", "m7g"]
+    """)
+    _assert_names(error, "dev.toml", "batch.instance_classes", "'m7g'", "x86-64 instance classes")
+
+
+def test_fails_when_fargate_batch_tier_has_no_fargate_size(tmp_path):
+    error = _error(tmp_path, """
+        [batch]
+        compute = "fargate-spot"
+
+        [[tiers]]
+        name = "batch"
+        memory_mib = 2048
+    """)
+    _assert_names(error, "dev.toml", "tiers[batch].memory_mib", "2048", "cpu 2048: one of 4096 to")

@@ -91,6 +91,7 @@ class SelectiveMover:
         self._receive_wait_seconds = receive_wait_seconds
         self._tally = RedriveTally(dry_run=request.dry_run)
         self._candidates = 0  # matched and not quarantined: moved, failed, or would move in a dry run
+        self._stopped_by: str | None = None
         self._held_receipts: list[str] = []
         # SQS delivers at least once: a message may come back under a new receipt handle.
         self._examined_ids: set[str] = set()
@@ -105,20 +106,18 @@ class SelectiveMover:
                 self._process(batch)
         finally:
             self._release_held()
+        self._tally.stop_reason = self._stopped_by or "drained"
         self._tally.remaining = self._visible_in_dlq()
         logger.info("selective redrive finished", **self._tally.as_result())
         return self._tally
 
     def _stop_reason(self) -> str | None:
-        if self._tally.stop_reason != "drained":
-            return self._tally.stop_reason
-        if self._request.max_messages is not None and self._candidates >= self._request.max_messages:
-            self._tally.stop_reason = "maxMessages"
-        elif self._remaining_millis() < self._stop_margin_millis:
-            self._tally.stop_reason = "timeLimit"
-        else:
-            return None
-        return self._tally.stop_reason
+        if self._stopped_by is None:
+            if self._request.max_messages is not None and self._candidates >= self._request.max_messages:
+                self._stopped_by = "maxMessages"
+            elif self._remaining_millis() < self._stop_margin_millis:
+                self._stopped_by = "timeLimit"
+        return self._stopped_by
 
     def _receive(self) -> list[Message]:
         wanted = BATCH_SIZE
@@ -178,7 +177,7 @@ class SelectiveMover:
     def _move(self, messages: list[Message]) -> None:
         if not self._wait_for_rate(len(messages)):
             self._hold(messages)
-            self._tally.stop_reason = "timeLimit"
+            self._stopped_by = "timeLimit"
             return
         try:
             accepted = self._send_copies(messages)

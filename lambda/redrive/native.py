@@ -23,6 +23,7 @@ def start_move_task(sqs: Any, queues: QueuePair, rate_per_second: float | None) 
     destination_arn, _ = _arn_and_depth(sqs, queues.target_url)
     params: dict[str, Any] = {"SourceArn": source_arn, "DestinationArn": destination_arn}
     if rate_per_second is not None:
+        # The move task takes whole messages per second.
         params["MaxNumberOfMessagesPerSecond"] = max(1, int(rate_per_second))
     try:
         task_handle = sqs.start_message_move_task(**params)["TaskHandle"]

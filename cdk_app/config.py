@@ -272,6 +272,11 @@ class EnvironmentConfig:
                 return tier
         raise KeyError(name)
 
+    def tier_payload_limits(self) -> dict[str, int]:
+        """Per-tier payload limits tighter than api.max_payload_bytes (batch tiers: SubmitJob size)."""
+        return {t.name: min(self.api.max_payload_bytes, self.batch.max_payload_bytes)
+                for t in self.batch_tiers}
+
     def resource_name(self, *parts: str) -> str:
         """`<app>-<env>-<parts...>`: the naming convention of queues, alarms and functions."""
         return "-".join((self.app.name, self.name, *parts))

@@ -275,6 +275,7 @@ class LocalFleet:
         env.update(
             TIER_QUEUES=json.dumps(self.queue_urls), JOB_TYPES=json.dumps(dict(self.config.job_types)),
             MAX_PAYLOAD_BYTES=str(self.config.api.max_payload_bytes), PORT=str(self.port), API_HOST=HOST,
+            TIER_MAX_PAYLOAD_BYTES=json.dumps(self.config.tier_payload_limits()),
         )
         return self.spawn("api", ["api"], env, API_STOP_SECONDS)
 

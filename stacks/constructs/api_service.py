@@ -54,6 +54,7 @@ class ApiService(Construct):
                 "STATUS_TABLE": status_table.table_name,
                 "STATUS_TTL_DAYS": str(config.status.ttl_days),
                 "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
+                "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
                 "PORT": str(API_PORT),
             },
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,

@@ -428,6 +428,10 @@ def test_api_container_wiring(templates, stateful, stages, env):
     env_vars = _env(container)
     assert env_vars["PORT"] == "8080"
     assert env_vars["MAX_PAYLOAD_BYTES"] == str(config.api.max_payload_bytes)
+    # Batch tiers are capped by AWS Batch's SubmitJob size, tighter than the API-wide limit.
+    assert json.loads(env_vars["TIER_MAX_PAYLOAD_BYTES"]) == {
+        t.name: min(config.api.max_payload_bytes, config.batch.max_payload_bytes) for t in config.batch_tiers}
+    assert config.batch_tiers and config.tier_payload_limits()["batch"] < config.api.max_payload_bytes
     assert json.loads(env_vars["JOB_TYPES"]) == dict(config.job_types)
     # TIER_QUEUES is JSON assembled at deploy time: {"<tier>": "<queue url>", ...}.
     parts = env_vars["TIER_QUEUES"]["Fn::Join"][1]

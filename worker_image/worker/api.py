@@ -10,6 +10,8 @@ Configuration (the CDK compute stack sets these on the API container):
 - ``STATUS_TABLE``: DynamoDB table (key ``jobId``, TTL ``expiresAt``); optional (status lookups answer
   501 and idempotency keys are remembered in this process only when it is unset);
 - ``MAX_PAYLOAD_BYTES``: largest serialized payload accepted (default 65536);
+- ``TIER_MAX_PAYLOAD_BYTES`` (optional): JSON ``{tier: bytes}``, tighter limits of some tiers (the batch
+  tier: AWS Batch's SubmitJob request carries the envelope and is capped at 30 KiB);
 - ``STATUS_TTL_DAYS`` (optional, default 30, as for the workers): how long status records live.
 
 Rules the API keeps:
@@ -36,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -97,6 +99,11 @@ class ApiSettings:
     status_table: str | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     status_ttl_days: float = 30.0
+    # Tighter limits of some tiers: AWS Batch's SubmitJob carries the envelope in 30 KiB.
+    tier_max_payload_bytes: dict[str, int] = field(default_factory=dict)
+
+    def payload_limit(self, tier: str) -> int:
+        return min(self.max_payload_bytes, self.tier_max_payload_bytes.get(tier, self.max_payload_bytes))
 
     def __post_init__(self) -> None:
         missing = sorted({tier for tier in self.job_types.values() if tier not in self.tier_queues})
@@ -116,7 +123,24 @@ class ApiSettings:
                 integer=True,
             ),
             status_ttl_days=env_number(env, "STATUS_TTL_DAYS", 30.0, minimum=1, maximum=3650),
+            tier_max_payload_bytes=_tier_limits(env, "TIER_MAX_PAYLOAD_BYTES"),
         )
+
+
+def _tier_limits(env: Mapping[str, str], name: str) -> dict[str, int]:
+    """Optional JSON object tier -> positive integer byte limit."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in data.values()
+    ):
+        raise ConfigError(f"{name} must be a JSON object of tier names to positive integers")
+    return data
 
 
 # --- request and response models ---------------------------------------------------------------------------
@@ -452,10 +476,11 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         except (ValueError, RecursionError) as exc:
             raise ApiError(422, "invalid-payload", f"payload is not serializable as JSON: {exc}") from None
         size = len(payload_json.encode())
-        if size > settings.max_payload_bytes:
+        limit = settings.payload_limit(tier)
+        if size > limit:
             raise ApiError(
                 413, "payload-too-large",
-                f"payload is {size} bytes serialized; at most {settings.max_payload_bytes} are accepted",
+                f"payload is {size} bytes serialized; at most {limit} are accepted for {job.type!r} jobs",
             )
         job_id = str(uuid.uuid4())
         key = job.idempotencyKey

@@ -178,6 +178,25 @@ def test_payload_size_limit_counts_the_serialized_payload(env, sqs):
     assert len(all_queued(sqs, settings)) == 1
 
 
+def test_a_tier_limit_tightens_the_payload_limit_for_its_job_types_only(env, sqs):
+    settings = env(max_payload_bytes=1000, tier_max_payload_bytes={"batch": 100})
+    client = client_for(settings)
+    payload = {"a": "x" * 200}
+    assert client.post("/jobs", json={"type": "report", "payload": payload}).status_code == 202
+    reason = assert_error(client.post("/jobs", json={"type": "analysis", "payload": payload}), 413,
+                          "payload-too-large")["reason"]
+    assert "at most 100" in reason and "'analysis'" in reason
+    assert len(all_queued(sqs, settings)) == 1
+
+
+def test_tier_limits_from_the_environment():
+    base = {"TIER_QUEUES": '{"batch": "http://q"}', "JOB_TYPES": '{"analysis": "batch"}'}
+    settings = ApiSettings.from_env({**base, "TIER_MAX_PAYLOAD_BYTES": '{"batch": 14336}'})
+    assert settings.payload_limit("batch") == 14336
+    with pytest.raises(ConfigError, match="TIER_MAX_PAYLOAD_BYTES"):
+        ApiSettings.from_env({**base, "TIER_MAX_PAYLOAD_BYTES": '{"batch": "big"}'})
+
+
 # --- idempotency ------
 
 

@@ -66,8 +66,8 @@ POLL_WAIT_SECONDS = 2  # short long-polls so that Ctrl-C is answered within seco
 STARTUP_TIMEOUT_SECONDS = 60.0
 API_STOP_SECONDS = 10.0
 EXIT_PERMANENT = 2
-# The banner's example job. worker.examples' onboarding handler needs an email; userId identifies the user.
-EXAMPLE_JOB = {"type": "onboarding", "payload": {"userId": "u-123", "email": "ada@example.com"}}
+# The banner's example job (worker.examples' onboarding handler needs a userId).
+EXAMPLE_JOB = {"type": "onboarding", "payload": {"userId": "u-123"}}
 BATCH_PARALLEL = 2  # run-one processes at once per batch tier (AWS Batch runs many; two show it)
 
 

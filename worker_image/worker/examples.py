@@ -14,11 +14,14 @@ from worker import PermanentError, job
 @job("onboarding")
 def onboard_customer(payload, ctx):
     """Fast and time-sensitive: validate, then one (simulated) external API call."""
+    user_id = payload.get("userId")
+    if not isinstance(user_id, str) or not user_id:
+        raise PermanentError(f"onboarding needs a userId, got {user_id!r}")  # retrying cannot fix this
     email = payload.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        raise PermanentError(f"onboarding needs a valid email, got {email!r}")  # retrying cannot fix this
+    if email is not None and (not isinstance(email, str) or "@" not in email):
+        raise PermanentError(f"onboarding got an invalid email {email!r}")
     time.sleep(float(payload.get("apiLatencySeconds", 0.05)))
-    ctx.logger.info("customer onboarded", extra={"jobId": ctx.job_id, "email": email})
+    ctx.logger.info("customer onboarded", extra={"jobId": ctx.job_id, "userId": user_id})
 
 
 def _report_rows(count: int) -> Iterator[str]:

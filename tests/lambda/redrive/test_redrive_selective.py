@@ -295,6 +295,7 @@ def fast_moto_sqs(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # about 95 s on an idle 2-core machine; more when it is shared
 @pytest.mark.usefixtures("fast_moto_sqs")
 def test_five_thousand_messages_drain_with_none_lost_and_none_duplicated(queues, dead_letter):
     expected = [f"job-{i:05d}" for i in range(5000)]

@@ -23,13 +23,35 @@ def string_attribute(message: Message, name: str) -> str | None:
     return None if attribute is None else attribute.get("StringValue")
 
 
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def batch_failure(message: Message) -> dict[str, Any] | None:
+    """The failure record of a batch-tier DLQ message, else None.
+
+    EventBridge cannot set message attributes, so the Batch failure rule writes
+    {"envelope": <original body as a string>, "failure": {"errorType", "reason", "failedAt", ...}}.
+    """
+    body = _json_object(message.get("Body", ""))
+    if isinstance(body.get("envelope"), str) and isinstance(body.get("failure"), dict):
+        return body
+    return None
+
+
+def body_for_copy(message: Message) -> str:
+    """What goes back to the tier queue: the original envelope, unwrapped from a batch failure record."""
+    record = batch_failure(message)
+    return record["envelope"] if record is not None else message["Body"]
+
+
 def envelope(message: Message) -> dict[str, Any]:
     """The job envelope in the body; {} when the body is not a JSON object (malformed jobs get here too)."""
-    try:
-        body = json.loads(message.get("Body", ""))
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return _json_object(body_for_copy(message))
 
 
 def job_type(message: Message) -> str | None:
@@ -47,12 +69,20 @@ def job_id(message: Message) -> str | None:
 
 
 def error_type(message: Message) -> str | None:
-    return string_attribute(message, ERROR_TYPE)
+    attribute = string_attribute(message, ERROR_TYPE)
+    if attribute is not None:
+        return attribute
+    record = batch_failure(message)
+    value = record["failure"].get("errorType") if record is not None else None
+    return value if isinstance(value, str) else None
 
 
 def failed_at(message: Message) -> datetime | None:
     """When the job failed: the worker's jobfleet.failedAt, else the time SQS received the message."""
     stamp = string_attribute(message, FAILED_AT)
+    record = batch_failure(message)
+    if stamp is None and record is not None and isinstance(record["failure"].get("failedAt"), str):
+        stamp = record["failure"]["failedAt"]
     if stamp is not None:
         try:
             parsed = datetime.fromisoformat(stamp)

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from redrive import SERVICE_NAME
-from redrive.messages import Message, attributes_for_copy, job_id, redrive_count
+from redrive.messages import Message, attributes_for_copy, body_for_copy, job_id, redrive_count
 from redrive.ratelimit import TokenBucket
 from redrive.request import RedriveRequest
 
@@ -221,7 +221,7 @@ class SelectiveMover:
             Entries=[
                 {
                     "Id": entry_id,
-                    "MessageBody": message["Body"],
+                    "MessageBody": body_for_copy(message),
                     "MessageAttributes": attributes_for_copy(message),
                 }
                 for entry_id, message in by_entry_id.items()

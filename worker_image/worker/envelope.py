@@ -36,6 +36,10 @@ def parse_envelope(body: str) -> Envelope:
         raise InvalidEnvelope(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidEnvelope(f"body must be a JSON object, got {type(data).__name__}")
+    if isinstance(data.get("envelope"), str) and isinstance(data.get("failure"), dict):
+        # A batch-tier DLQ record ({"envelope": <original body>, "failure": {...}}, written by the
+        # Batch failure rule) moved back as-is, e.g. by SQS's native move task: run the original.
+        return parse_envelope(data["envelope"])
     for field in ("jobId", "type"):
         if not isinstance(data.get(field), str) or not data[field]:
             raise InvalidEnvelope(f"{field} must be a non-empty string")

@@ -103,3 +103,11 @@ def test_config_defaults_and_overrides():
 def test_bad_config_fails_naming_the_variable(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         WorkerConfig.from_env(env)
+
+
+def test_a_batch_failure_record_moved_back_as_is_runs_its_original_envelope():
+    record = {"envelope": json.dumps(GOOD), "failure": {"errorType": "BatchJobFailed", "reason": "x"}}
+    assert parse_envelope(json.dumps(record)) == parse_envelope(json.dumps(GOOD))
+    # Wrapped twice (failed again after such a move): still the original.
+    twice = {"envelope": json.dumps(record), "failure": {"errorType": "BatchJobFailed"}}
+    assert parse_envelope(json.dumps(twice)).job_id == GOOD["jobId"]

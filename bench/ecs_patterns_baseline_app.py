@@ -33,20 +33,34 @@ def build(app: cdk.App, env_name: str) -> None:
     cluster = ecs.Cluster(stack, "Cluster", vpc=vpc)
     image = ecs.ContainerImage.from_asset(str(ROOT / "worker_image"))
     patterns.ApplicationLoadBalancedFargateService(
-        stack, "Api", cluster=cluster, task_image_options=patterns.ApplicationLoadBalancedTaskImageOptions(
-            image=image, container_port=8080))
+        stack,
+        "Api",
+        cluster=cluster,
+        task_image_options=patterns.ApplicationLoadBalancedTaskImageOptions(image=image, container_port=8080),
+    )
     for tier in ("critical", "standard"):
         dlq = sqs.Queue(stack, f"{tier}Dlq")
-        queue = sqs.Queue(stack, f"{tier}Queue", dead_letter_queue=sqs.DeadLetterQueue(
-            queue=dlq, max_receive_count=5))
-        patterns.QueueProcessingFargateService(stack, f"{tier}Workers", cluster=cluster, image=image,
-                                               queue=queue, max_scaling_capacity=10)
-    sqs.Queue(stack, "batchQueue", dead_letter_queue=sqs.DeadLetterQueue(
-        queue=sqs.Queue(stack, "batchDlq"), max_receive_count=3))
-    dynamodb.TableV2(stack, "Jobs", partition_key=dynamodb.Attribute(
-        name="jobId", type=dynamodb.AttributeType.STRING))
-    lambda_.Function(stack, "Redrive", runtime=lambda_.Runtime.PYTHON_3_12, handler="handler.handler",
-                     code=lambda_.Code.from_asset(str(ROOT / "lambda" / "redrive")))
+        queue = sqs.Queue(
+            stack, f"{tier}Queue", dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5)
+        )
+        patterns.QueueProcessingFargateService(
+            stack, f"{tier}Workers", cluster=cluster, image=image, queue=queue, max_scaling_capacity=10
+        )
+    sqs.Queue(
+        stack,
+        "batchQueue",
+        dead_letter_queue=sqs.DeadLetterQueue(queue=sqs.Queue(stack, "batchDlq"), max_receive_count=3),
+    )
+    dynamodb.TableV2(
+        stack, "Jobs", partition_key=dynamodb.Attribute(name="jobId", type=dynamodb.AttributeType.STRING)
+    )
+    lambda_.Function(
+        stack,
+        "Redrive",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(str(ROOT / "lambda" / "redrive")),
+    )
     sns.Topic(stack, "Alarms")
 
 

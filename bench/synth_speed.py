@@ -27,8 +27,13 @@ def _context() -> str:
 
 
 def _time(command: list[str], outdir: str) -> float:
-    env = {**os.environ, "CDK_OUTDIR": outdir, "CDK_CONTEXT_JSON": _context(),
-           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": outdir,
+        "CDK_CONTEXT_JSON": _context(),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "PYTHONPATH": str(ROOT),
+    }
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
     return time.perf_counter() - started
@@ -36,8 +41,10 @@ def _time(command: list[str], outdir: str) -> float:
 
 def main(rounds: int) -> None:
     runs: dict[str, list[float]] = {"baseline": [], "jobfleet": []}
-    commands = {"baseline": [PYTHON, str(ROOT / "bench" / "ecs_patterns_baseline_app.py")],
-                "jobfleet": [PYTHON, "-m", "cdk_app.app"]}
+    commands = {
+        "baseline": [PYTHON, str(ROOT / "bench" / "ecs_patterns_baseline_app.py")],
+        "jobfleet": [PYTHON, "-m", "cdk_app.app"],
+    }
     for round_number in range(rounds):
         for name, command in commands.items():
             with tempfile.TemporaryDirectory() as outdir:

@@ -87,6 +87,11 @@ class AppConfig:
     log_retention_days: int = _spec("int", default=30, choices=LOG_RETENTION_DAYS,
                                     doc="Retention of every log group the app creates.")
 
+    @property
+    def retain(self) -> bool:
+        """Whether queues, tables, buckets and log groups outlive their stack."""
+        return self.removal_policy == "retain"
+
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:

@@ -27,7 +27,7 @@ class JobFleetStage(cdk.Stage):
         def stack_props(stack: str) -> dict:
             return {"stack_name": config.resource_name(stack),
                     "description": f"JobFleet {config.name}: {stack}",
-                    "termination_protection": config.app.removal_policy == "retain"}
+                    "termination_protection": config.app.retain}
 
         self.network = NetworkStack(self, "Network", config=config, **stack_props("network"))
         self.stateful = StatefulStack(self, "Stateful", config=config, **stack_props("stateful"))

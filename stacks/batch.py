@@ -33,6 +33,7 @@ from stacks.constructs.batch_feed_pipe import BatchFeedPipe
 from stacks.constructs.batch_job_definition import BatchJobDefinition
 from stacks.constructs.hardened_container import worker_image_asset
 from stacks.constructs.tier_queue import TierQueue
+from stacks.retention import removal_policy
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ class BatchStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         if not config.batch_tiers:
             raise ValueError("BatchStack needs at least one tier with runtime = \"batch\"")
-        retain = config.app.removal_policy == "retain"
-        removal_policy = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
         self.compute = BatchCompute(self, "Compute", config=config.batch, vpc=vpc)
         # The worker image asset the Fargate tiers use (same directory and platform, so the same
         # asset hash: built and pushed once). x86-64, like `batch.instance_classes` must be.
@@ -77,7 +76,7 @@ class BatchStack(cdk.Stack):
                 scope_, "Feed", pipe_name=config.resource_name(tier.name, "feed"),
                 queue=queues.queue, key=key, job_queue=job_queue,
                 job_definition=job.job_definition, job_name=name,
-                log_retention_days=config.app.log_retention_days, removal_policy=removal_policy)
+                log_retention_days=config.app.log_retention_days, removal_policy=removal_policy(config.app))
             failures = BatchFailureRoute(
                 scope_, "Failures", rule_name=config.resource_name(tier.name, "failed"),
                 job_queue=job_queue, dead_letter_queue=queues.dead_letter_queue, key=key)

@@ -18,6 +18,7 @@ from stacks.constructs.batch_alarms import BatchAlarms
 from stacks.constructs.dashboard import OperationsDashboard
 from stacks.constructs.redrive_function import RedriveFunction
 from stacks.constructs.tier_alarms import TierAlarms
+from stacks.retention import removal_policy
 from stacks.stateful import StatefulStack
 
 
@@ -29,12 +30,10 @@ class OperationsStack(cdk.Stack):
         worker_services); `batch`: a BatchStack (tiers: name -> job_queue, failure_rule). Either may
         be None."""
         super().__init__(scope, construct_id, **kwargs)
-        removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
-                   else cdk.RemovalPolicy.DESTROY)
         self.alarm_topic = AlarmTopic(
             self, "AlarmTopic", topic_name=config.resource_name("alarms"),
             emails=config.alarms.emails, https_endpoints=config.alarms.https_endpoints,
-            removal_policy=removal,
+            removal_policy=removal_policy(config.app),
         )
         self.topic = self.alarm_topic.topic
         self.dashboard = OperationsDashboard(self, "Dashboard", config=config)

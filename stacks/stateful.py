@@ -14,14 +14,14 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
 from stacks.constructs.tier_queue import TierQueue
+from stacks.retention import removal_policy
 
 
 class StatefulStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        retain = config.app.removal_policy == "retain"
-        removal_policy = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        removal = removal_policy(config.app)
 
         self.key: kms.IKey | None = None
         if config.queues.encryption == "kms":
@@ -30,14 +30,14 @@ class StatefulStack(cdk.Stack):
                 alias=f"alias/{config.resource_name('data')}",
                 description=f"{config.resource_name()}: queues, DLQs and job status table",
                 enable_key_rotation=True,
-                removal_policy=removal_policy,
+                removal_policy=removal,
             )
 
         self.tier_queues: dict[str, TierQueue] = {}
         for tier in config.tiers:
             tier_queue = TierQueue(self, f"Tier-{tier.name}", tier=tier,
                                    queue_name=config.resource_name(tier.name),
-                                   removal_policy=removal_policy, key=self.key)
+                                   removal_policy=removal, key=self.key)
             self.tier_queues[tier.name] = tier_queue
             for label, queue in (("Queue", tier_queue.queue), ("Dlq", tier_queue.dead_letter_queue)):
                 cdk.CfnOutput(self, f"{tier.name}-{label}Url", value=queue.queue_url,
@@ -47,6 +47,6 @@ class StatefulStack(cdk.Stack):
 
         self.status_table: dynamodb.ITableV2 = JobStatusTable(
             self, "JobStatus", table_name=config.resource_name("jobs"),
-            removal_policy=removal_policy, point_in_time_recovery=retain, key=self.key,
+            removal_policy=removal, point_in_time_recovery=config.app.retain, key=self.key,
         ).table
         cdk.CfnOutput(self, "JobStatusTableName", value=self.status_table.table_name)

@@ -24,7 +24,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.nag import acknowledge
-from stacks.retention import log_retention
+from stacks.retention import log_retention, removal_policy
 
 ENVELOPE_PARAMETER = "envelope"
 COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
@@ -39,12 +39,11 @@ class BatchJobDefinition(Construct):
                  tier: TierConfig, status_table: dynamodb.ITableV2, key: kms.IKey | None,
                  image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
-        retain = config.app.removal_policy == "retain"
         fargate = config.batch.compute == "fargate-spot"
         self.log_group = logs.LogGroup(
             self, "Logs",
             retention=log_retention(config.app.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(config.app),
         )
         self.job_role = iam.Role(
             self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),

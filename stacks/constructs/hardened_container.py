@@ -19,7 +19,7 @@ from constructs import Construct, IConstruct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.nag import acknowledge
-from stacks.retention import log_retention
+from stacks.retention import log_retention, removal_policy
 
 # worker_image/ at the repository root: the worker runtime and the reference job API.
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
@@ -68,12 +68,10 @@ def add_hardened_container(
     port_mappings: list[ecs.PortMapping] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
-    removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
-               else cdk.RemovalPolicy.DESTROY)
     log_group = logs.LogGroup(
         scope, f"{construct_id}Logs",
         retention=log_retention(config.app.log_retention_days),
-        removal_policy=removal,
+        removal_policy=removal_policy(config.app),
     )
     container = task_definition.add_container(
         construct_id,

@@ -28,6 +28,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.nag import acknowledge
+from stacks.retention import removal_policy
 
 ACCESS_LOG_PREFIX = "alb"
 CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
@@ -41,7 +42,6 @@ class PublicLoadBalancer(Construct):
                  vpc: ec2.IVpc) -> None:
         super().__init__(scope, construct_id)
         api = config.api
-        retain = config.app.removal_policy == "retain"
 
         self.access_log_bucket = s3.Bucket(
             self, "AccessLogs",
@@ -55,8 +55,8 @@ class PublicLoadBalancer(Construct):
                 expiration=cdk.Duration.days(api.access_log_expiry_days),
                 abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
             )],
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain,
+            removal_policy=removal_policy(config.app),
+            auto_delete_objects=not config.app.retain,
         )
         acknowledge(self.access_log_bucket, "S1",
                     "This bucket is the ALB access-log destination itself; S3 server access "

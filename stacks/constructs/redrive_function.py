@@ -29,7 +29,7 @@ from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.nag import acknowledge
-from stacks.retention import log_retention
+from stacks.retention import log_retention, removal_policy
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
@@ -60,13 +60,11 @@ class RedriveFunction(Construct):
                  key: kms.IKey | None, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         function_name = config.resource_name("redrive")
-        removal = (cdk.RemovalPolicy.RETAIN if config.app.removal_policy == "retain"
-                   else cdk.RemovalPolicy.DESTROY)
         self.log_group = logs.LogGroup(
             self, "Logs",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=log_retention(config.app.log_retention_days),
-            removal_policy=removal,
+            removal_policy=removal_policy(config.app),
         )
         # Own role, no AWSLambdaBasicExecutionRole: logs only to this function's log group.
         self.role = iam.Role(

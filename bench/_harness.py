@@ -50,23 +50,7 @@ def make_queue(sqs, visibility_timeout: int = 60) -> tuple[str, str]:
 
 def fill(sqs, queue_url: str, count: int, job_type: str, payload: dict) -> None:
     for start in range(0, count, 10):
-        sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {
-                    "Id": str(i),
-                    "MessageBody": json.dumps(
-                        {
-                            "jobId": f"job-{start + i}",
-                            "type": job_type,
-                            "payload": payload,
-                            "submittedAt": "2024-05-01T12:00:00Z",
-                        }
-                    ),
-                }
-                for i in range(min(10, count - start))
-            ],
-        )
+        fill_range(sqs, queue_url, start, min(10, count - start), job_type, payload)
 
 
 def feed(sqs, queue_url: str, count: int, job_type: str, payload: dict, depth: int = 100) -> threading.Thread:
@@ -95,6 +79,7 @@ def feed(sqs, queue_url: str, count: int, job_type: str, payload: dict, depth: i
 
 
 def fill_range(sqs, queue_url: str, first: int, count: int, job_type: str, payload: dict) -> None:
+    """One SendMessageBatch (``count`` <= 10) of jobs numbered from ``first``."""
     sqs.send_message_batch(
         QueueUrl=queue_url,
         Entries=[

@@ -43,6 +43,5 @@ class JobFleetStage(cdk.Stage):
                                     status_table=self.stateful.status_table,
                                     key=self.stateful.key, **stack_props("batch"))
         self.operations = OperationsStack(self, "Operations", config=config, stateful=self.stateful,
-                                          compute=getattr(self, "compute", None),
-                                          batch=getattr(self, "batch", None),
+                                          compute=self.compute, batch=self.batch,
                                           **stack_props("operations"))

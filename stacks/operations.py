@@ -6,12 +6,12 @@ batch tier has no batch stack): their alarms and widgets are added when they are
 
 from __future__ import annotations
 
-from typing import Any
-
 import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.batch import BatchStack
+from stacks.compute import ComputeStack
 from stacks.constructs.alarm_topic import AlarmTopic
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.batch_alarms import BatchAlarms
@@ -24,11 +24,8 @@ from stacks.stateful import StatefulStack
 
 class OperationsStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 stateful: StatefulStack, compute: Any = None, batch: Any = None,
-                 **kwargs) -> None:
-        """`compute`: a ComputeStack (cluster, load_balancer, api_service, api_target_group,
-        worker_services); `batch`: a BatchStack (tiers: name -> job_queue, failure_rule). Either may
-        be None."""
+                 stateful: StatefulStack, compute: ComputeStack | None = None,
+                 batch: BatchStack | None = None, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.alarm_topic = AlarmTopic(
             self, "AlarmTopic", topic_name=config.resource_name("alarms"),
@@ -38,8 +35,8 @@ class OperationsStack(cdk.Stack):
         self.topic = self.alarm_topic.topic
         self.dashboard = OperationsDashboard(self, "Dashboard", config=config)
 
-        cluster = getattr(compute, "cluster", None)
-        worker_services = getattr(compute, "worker_services", None) or {}
+        cluster = compute.cluster if compute is not None else None
+        worker_services = compute.worker_services if compute is not None else {}
         self.tier_alarms: dict[str, TierAlarms] = {}
         tier_rows = []
         for tier in config.tiers:
@@ -76,7 +73,7 @@ class OperationsStack(cdk.Stack):
         for tier, tier_queue, service in tier_rows:
             self.dashboard.add_tier(tier, tier_queue, service, cluster)
         if self.api_alarms is not None:
-            self.dashboard.add_api(self.api_alarms, getattr(compute, "api_service", None), cluster)
+            self.dashboard.add_api(self.api_alarms, compute.api_service, cluster)
         for batch_alarms in self.batch_alarms.values():
             self.dashboard.add_batch(batch_alarms)
         self.dashboard.add_redrive(self.redrive_function)

@@ -104,8 +104,7 @@ class OperationsDashboard(Construct):
         # Six widgets of width 6 wrap onto two rows of the 24-column grid.
         self.dashboard.add_widgets(*row)
 
-    def add_api(self, api: ApiAlarms, service: ecs.FargateService | None,
-                cluster: ecs.ICluster | None) -> None:
+    def add_api(self, api: ApiAlarms, service: ecs.FargateService, cluster: ecs.ICluster) -> None:
         widgets: list[cloudwatch.IWidget] = [
             _graph("API response time (s)", [api.p95], annotation=(
                 self.config.alarms.p95_response_seconds, "p95 alarm")),
@@ -116,13 +115,12 @@ class OperationsDashboard(Construct):
         ]
         self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## API", width=24, height=1))
         self.dashboard.add_widgets(*widgets)
-        if service is not None and cluster is not None:
-            self.dashboard.add_widgets(_graph("API tasks", [
-                container_insights_metric("RunningTaskCount", service, cluster),
-                container_insights_metric("DesiredTaskCount", service, cluster),
-            ]), _graph("API CPU / memory %", [
-                service.metric_cpu_utilization(period=ONE_MINUTE),
-                service.metric_memory_utilization(statistic="Maximum", period=ONE_MINUTE)]))
+        self.dashboard.add_widgets(_graph("API tasks", [
+            container_insights_metric("RunningTaskCount", service, cluster),
+            container_insights_metric("DesiredTaskCount", service, cluster),
+        ]), _graph("API CPU / memory %", [
+            service.metric_cpu_utilization(period=ONE_MINUTE),
+            service.metric_memory_utilization(statistic="Maximum", period=ONE_MINUTE)]))
 
     def add_batch(self, alarms: BatchAlarms) -> None:
         self.dashboard.add_widgets(cloudwatch.TextWidget(

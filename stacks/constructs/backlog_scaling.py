@@ -27,6 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
+from stacks.constructs.cluster import CONTAINER_INSIGHTS, container_insights_metric
 
 # Backlog per task. m2 < 1 happens while the first task starts: divide by 1 then, never by 0
 # (a division by zero yields no data point, and target tracking treats missing data as "hold").
@@ -39,7 +40,6 @@ WAKE_UP_EXPRESSION = "IF(FILL(visible, 0) > 0 AND FILL(desired, 0) < 1, 1, 0)"
 # just finished a burst may be needed again, and every start costs an image pull.
 SCALE_OUT_COOLDOWN_SECONDS = 60
 SCALE_IN_COOLDOWN_SECONDS = 300
-CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 
 
 class BacklogScaling(Construct):
@@ -104,11 +104,8 @@ class BacklogScaling(Construct):
         )
         # Bounds are relative to the alarm threshold (1): the alarm metric is 1 when it fires.
         action.add_adjustment(adjustment=1, lower_bound=0)
-        desired = cloudwatch.Metric(
-            namespace=CONTAINER_INSIGHTS, metric_name="DesiredTaskCount",
-            dimensions_map={"ClusterName": cluster.cluster_name,
-                            "ServiceName": service.service_name},
-            statistic="Maximum", period=minute)
+        desired = container_insights_metric("DesiredTaskCount", service, cluster,
+                                            statistic="Maximum")
         visible = queue.metric_approximate_number_of_messages_visible(statistic="Maximum",
                                                                       period=minute)
         alarm = cloudwatch.Alarm(

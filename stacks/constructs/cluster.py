@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from cdk_app.config import TierConfig
+
+CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 
 
 class JobCluster(Construct):
@@ -48,3 +52,12 @@ def capacity_provider_strategy(tier: TierConfig) -> list[ecs.CapacityProviderStr
         ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT",
                                      weight=tier.fargate_spot_weight),
     ]
+
+
+def container_insights_metric(metric_name: str, service: ecs.FargateService, cluster: ecs.ICluster,
+                              statistic: str = "Average") -> cloudwatch.Metric:
+    """One service's Container Insights metric (e.g. RunningTaskCount), per minute."""
+    return cloudwatch.Metric(
+        namespace=CONTAINER_INSIGHTS, metric_name=metric_name,
+        dimensions_map={"ClusterName": cluster.cluster_name, "ServiceName": service.service_name},
+        statistic=statistic, period=cdk.Duration.minutes(1))

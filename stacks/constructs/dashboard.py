@@ -19,7 +19,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.batch_alarms import BatchAlarms
-from stacks.constructs.tier_alarms import container_insights_metric
+from stacks.constructs.cluster import container_insights_metric
 from stacks.constructs.tier_queue import TierQueue
 
 WORKER_NAMESPACE = "JobFleet"  # = worker.observability.NAMESPACE

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from cdk_app.config import AlarmsConfig, EnvironmentConfig, TierConfig
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
+from stacks.constructs.cluster import container_insights_metric
 from stacks.constructs.tier_queue import TierQueue
 
 DLQ_MESSAGES = "dlq-messages"
@@ -21,7 +22,6 @@ SATURATED = "saturated"
 MEMORY = "memory"
 TASKS_BELOW_DESIRED = "tasks-below-desired"
 
-CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 # Saturation must hold this long before it pages (issue 8: "at max tasks for 15 minutes").
 SATURATION_MINUTES = 15
 # Running < desired this many consecutive minutes = tasks crash before they become healthy. Long
@@ -29,14 +29,6 @@ SATURATION_MINUTES = 15
 CRASH_LOOP_MINUTES = 10
 MEMORY_MINUTES = 3
 ONE_MINUTE = cdk.Duration.minutes(1)
-
-
-def container_insights_metric(metric_name: str, service: ecs.FargateService, cluster: ecs.ICluster,
-                              statistic: str = "Average") -> cloudwatch.Metric:
-    return cloudwatch.Metric(
-        namespace=CONTAINER_INSIGHTS, metric_name=metric_name,
-        dimensions_map={"ClusterName": cluster.cluster_name, "ServiceName": service.service_name},
-        statistic=statistic, period=ONE_MINUTE)
 
 
 class TierAlarms(Construct):

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -102,7 +103,9 @@ def fill_range(sqs, queue_url: str, first: int, count: int, job_type: str, paylo
 def run_contender(
     script: Path, mode: str, queue_url: str, dlq_url: str, extra_env: dict | None = None
 ) -> dict:
-    """Run ``script --child MODE`` in a fresh interpreter and return the JSON it prints last."""
+    """Run ``script --child MODE`` in a fresh interpreter and return the JSON it prints last.
+
+    The script hands its command line to ``child_or_main``, which reads these arguments back."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO / "worker_image"), str(REPO / "bench")]),
@@ -116,6 +119,15 @@ def run_contender(
         check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child_or_main(child: Callable[[str, str, str], None], main: Callable[[], None]) -> None:
+    """A benchmark script's entry point: ``child(mode, queue_url, dlq_url)`` when run_contender started
+    it, else ``main()``."""
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(*sys.argv[2:])
+    else:
+        main()
 
 
 def counted_sqs_client():

@@ -11,12 +11,20 @@ Run: ``.venv/bin/python bench/memory_guard.py``.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
-from _harness import counted_sqs_client, fill, make_queue, peak_rss_mib, run_contender, sqs_client, start_moto
+from _harness import (
+    child_or_main,
+    counted_sqs_client,
+    fill,
+    make_queue,
+    peak_rss_mib,
+    run_contender,
+    sqs_client,
+    start_moto,
+)
 
 JOBS = 50
 JOB_MIB = 100
@@ -141,7 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        child(*sys.argv[2:])
-    else:
-        main()
+    child_or_main(child, main)

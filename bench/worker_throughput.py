@@ -8,12 +8,20 @@ process so peak RSS is its own. Prints messages/s, SQS API calls per message, pe
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
-from _harness import counted_sqs_client, feed, make_queue, peak_rss_mib, run_contender, sqs_client, start_moto
+from _harness import (
+    child_or_main,
+    counted_sqs_client,
+    feed,
+    make_queue,
+    peak_rss_mib,
+    run_contender,
+    sqs_client,
+    start_moto,
+)
 
 MESSAGES = 2000
 HANDLER_SECONDS = 0.05
@@ -115,7 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        child(*sys.argv[2:])
-    else:
-        main()
+    child_or_main(child, main)

@@ -23,6 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
+from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
 
@@ -31,7 +32,6 @@ COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_P
 EC2_SPOT_RECLAIMED = "Host EC2*"
 FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
 TMP_PATH = "/tmp"  # the container's only writable path, a dedicated volume
-NON_ROOT_USER = "10001"
 
 
 class BatchJobDefinition(Construct):
@@ -68,8 +68,8 @@ class BatchJobDefinition(Construct):
             "job_role": self.job_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix=tier.name, log_group=self.log_group),
             "readonly_root_filesystem": True,
-            "user": NON_ROOT_USER,
-            "volumes": [batch.EcsVolume.host(name="tmp", container_path=TMP_PATH, readonly=False)],
+            "user": CONTAINER_USER,
+            "volumes": [batch.EcsVolume.host(name=TMP_VOLUME, container_path=TMP_PATH, readonly=False)],
         }
         if fargate:
             self.container: batch.IEcsContainerDefinition = batch.EcsFargateContainerDefinition(

@@ -260,10 +260,6 @@ class EnvironmentConfig:
     status: StatusConfig
 
     @property
-    def app_name(self) -> str:
-        return self.app.name
-
-    @property
     def service_tiers(self) -> tuple[TierConfig, ...]:
         return tuple(t for t in self.tiers if t.is_service)
 

@@ -19,7 +19,7 @@ class JobFleetStage(cdk.Stage):
         env = cdk.Environment(account=config.app.account or None, region=config.app.region or None)
         super().__init__(scope, config.name, env=env)
         self.config = config
-        tags = {"app": config.app_name, "environment": config.name}
+        tags = {"app": config.app.name, "environment": config.name}
         for key, value in tags.items():
             cdk.Tags.of(self).add(key, value)
         cdk.Aspects.of(self).add(ProjectWideCheckovSkips())

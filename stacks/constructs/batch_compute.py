@@ -30,8 +30,6 @@ class BatchCompute(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: BatchConfig,
                  vpc: ec2.IVpc) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
-        self.fargate = config.compute == "fargate-spot"
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         # Jobs only call out (SQS, DynamoDB, ECR, the APIs handlers use); nothing calls in.
         self.security_group = ec2.SecurityGroup(
@@ -39,7 +37,7 @@ class BatchCompute(Construct):
             description="JobFleet batch jobs: egress only")
         self.spot: batch.IManagedComputeEnvironment
         self.on_demand: batch.IManagedComputeEnvironment | None = None
-        if self.fargate:
+        if config.compute == "fargate-spot":
             self.spot = batch.FargateComputeEnvironment(
                 self, "FargateSpot", vpc=vpc, vpc_subnets=subnets, spot=True,
                 maxv_cpus=config.max_vcpus, security_groups=[self.security_group])

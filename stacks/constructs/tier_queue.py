@@ -21,7 +21,6 @@ class TierQueue(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, tier: TierConfig, queue_name: str,
                  removal_policy: cdk.RemovalPolicy, key: kms.IKey | None) -> None:
         super().__init__(scope, construct_id)
-        self.tier = tier
         encryption = {"encryption": sqs.QueueEncryption.KMS, "encryption_master_key": key,
                       "data_key_reuse": cdk.Duration.hours(1)} if key else {
                       "encryption": sqs.QueueEncryption.SQS_MANAGED}

@@ -44,7 +44,6 @@ class WorkerService(Construct):
                  tier: TierConfig, tier_queue: TierQueue, cluster: ecs.ICluster,
                  image: ecs.ContainerImage, status_table: dynamodb.ITableV2) -> None:
         super().__init__(scope, construct_id)
-        self.tier = tier
         queue, dlq = tier_queue.queue, tier_queue.dead_letter_queue
         self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=tier.cpu,
                                                        memory_mib=tier.memory_mib)

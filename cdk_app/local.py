@@ -55,8 +55,11 @@ if str(WORKER_IMAGE) not in sys.path:
 
 from worker.envelope import parse_envelope  # noqa: E402
 from worker.errors import PermanentError  # noqa: E402
+from worker.observability import UNKNOWN_TYPE  # noqa: E402
 from worker.policy import backoff_seconds, dead_letter_attributes  # noqa: E402
+from worker.run_one import EXIT_PERMANENT  # noqa: E402
 from worker.status import JobStatusStore  # noqa: E402
+from worker.transport import send_ready_attributes  # noqa: E402
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
@@ -65,7 +68,6 @@ STOP_MARGIN_SECONDS = 5  # as the compute stack: the worker's drain budget is st
 POLL_WAIT_SECONDS = 2  # short long-polls so that Ctrl-C is answered within seconds
 STARTUP_TIMEOUT_SECONDS = 60.0
 API_STOP_SECONDS = 10.0
-EXIT_PERMANENT = 2
 # The banner's example job (worker.examples' onboarding handler needs a userId).
 EXAMPLE_JOB = {"type": "onboarding", "payload": {"userId": "u-123"}}
 BATCH_PARALLEL = 2  # run-one processes at once per batch tier (AWS Batch runs many; two show it)
@@ -515,11 +517,10 @@ class BatchPoller:
             envelope = parse_envelope(message["Body"])
             job_type: str = envelope.job_type
         except PermanentError:
-            envelope, job_type = None, "unknown"
-        original = {name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
-                    for name, value in message.get("MessageAttributes", {}).items()}
+            envelope, job_type = None, UNKNOWN_TYPE
         attributes, _dropped = dead_letter_attributes(
-            original, error_type=error_type, error_message=error_message, attempt=attempt,
+            send_ready_attributes(message.get("MessageAttributes", {})), error_type=error_type,
+            error_message=error_message, attempt=attempt,
             worker_id=f"local-batch-{self.tier.name}", failed_at=_iso_now(), job_type=job_type,
         )
         self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=message["Body"],

@@ -30,7 +30,7 @@ class Message:
             return 0
 
 
-def _send_ready(attributes: dict[str, dict]) -> dict[str, dict]:
+def send_ready_attributes(attributes: dict[str, dict]) -> dict[str, dict]:
     # Received attributes carry list fields SQS rejects on send; keep only what SendMessage accepts.
     return {name: {k: v for k, v in value.items() if k in _SEND_KEYS} for name, value in attributes.items()}
 
@@ -77,7 +77,7 @@ class SqsTransport:
                 body=raw.get("Body", ""),
                 receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
                 sent_timestamp_ms=int(raw.get("Attributes", {}).get("SentTimestamp", 0)),
-                attributes=_send_ready(raw.get("MessageAttributes", {})),
+                attributes=send_ready_attributes(raw.get("MessageAttributes", {})),
             )
             for raw in response.get("Messages", [])
         ]

@@ -8,9 +8,9 @@ definition, feed pipe and failure route:
         --> Spot compute (order 1), on-demand fallback (order 2) --> `python -m worker run-one`
     Batch Job State Change FAILED --rule--> tier DLQ ({"envelope": ..., "failure": ...})
 
-For the operations stack: `job_queue`, `job_definition` and `failure_rule` are the first batch
-tier's; `tiers` holds every batch tier's. Construct IDs ("Compute", "Tier-<name>" with "JobQueue",
-"Job", "Feed", "Failures") are frozen.
+`tiers` holds every batch tier's job queue, job definition, pipe and failure rule (the operations
+stack alarms on each); `job_queue`, `job_definition` and `failure_rule` are the first batch tier's.
+Construct IDs ("Compute", "Tier-<name>" with "JobQueue", "Job", "Feed", "Failures") are frozen.
 """
 
 from __future__ import annotations
@@ -47,15 +47,14 @@ class BatchTier:
 class BatchStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  vpc: ec2.IVpc, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2, key: kms.IKey | None,
-                 image: ecs.ContainerImage | None = None, **kwargs) -> None:
+                 status_table: dynamodb.ITableV2, key: kms.IKey | None, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         if not config.batch_tiers:
             raise ValueError("BatchStack needs at least one tier with runtime = \"batch\"")
         self.compute = BatchCompute(self, "Compute", config=config.batch, vpc=vpc)
         # The worker image asset the Fargate tiers use (same directory and platform, so the same
         # asset hash: built and pushed once). x86-64, like `batch.instance_classes` must be.
-        image = image or ecs.ContainerImage.from_docker_image_asset(
+        image = ecs.ContainerImage.from_docker_image_asset(
             worker_image_asset(self, "WorkerImage"))
 
         self.tiers: dict[str, BatchTier] = {}

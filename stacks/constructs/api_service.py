@@ -15,6 +15,7 @@ from stacks.constructs.hardened_container import (
     add_hardened_container,
     fargate_task_definition,
 )
+from stacks.constructs.job_status_table import grant_status_access
 from stacks.constructs.tier_queue import TierQueue
 
 API_PORT = 8080
@@ -101,11 +102,8 @@ class ApiService(Construct):
             acknowledge_kms_grant_wildcards(role)
         # Put (conditional: new job / idempotency claim), Get (status lookup), Update (confirm a
         # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
-        status_table.grant(role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                           "dynamodb:DeleteItem")
-        if status_table.encryption_key is not None:
-            status_table.encryption_key.grant(role, "kms:Decrypt", "kms:Encrypt",
-                                              "kms:GenerateDataKey")
+        grant_status_access(status_table, role, "dynamodb:PutItem", "dynamodb:GetItem",
+                            "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
         # Request-driven work: CPU and (optionally) ALB requests per task, min..max from config.
         scaling = self.service.auto_scale_task_count(min_capacity=api.min_tasks,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -34,3 +35,11 @@ class JobStatusTable(Construct):
         if not point_in_time_recovery:
             skip_check(self.table, "CKV_AWS_165", "Point-in-time recovery follows app.removal_policy: "
                        "on for retained (production) tables, off for disposable dev/staging ones")
+
+
+def grant_status_access(table: dynamodb.ITableV2, grantee: iam.IGrantable, *actions: str) -> None:
+    """`actions` on the table, plus its customer-managed key if it has one (TableV2.grant
+    leaves the key out)."""
+    table.grant(grantee, *actions)
+    if table.encryption_key is not None:
+        table.encryption_key.grant(grantee, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")

@@ -16,6 +16,7 @@ from stacks.constructs.hardened_container import (
     add_hardened_container,
     fargate_task_definition,
 )
+from stacks.constructs.job_status_table import grant_status_access
 from stacks.constructs.tier_queue import TierQueue
 from stacks.nag import acknowledge
 
@@ -103,10 +104,7 @@ class WorkerService(Construct):
         queue.grant_consume_messages(role)
         queue.grant_send_messages(role)
         dlq.grant_send_messages(role)
-        status_table.grant(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        if status_table.encryption_key is not None:
-            status_table.encryption_key.grant(role, "kms:Decrypt", "kms:Encrypt",
-                                              "kms:GenerateDataKey")
+        grant_status_access(status_table, role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # The worker holds scale-in protection through the ECS agent endpoint while it holds
         # messages, so a scale-in never stops a busy task. Scoped to this cluster's tasks.
         # A policy of its own, so that its acknowledged wildcard covers nothing else.

@@ -80,9 +80,11 @@ def error_type(message: Message) -> str | None:
 def failed_at(message: Message) -> datetime | None:
     """When the job failed: the worker's jobfleet.failedAt, else the time SQS received the message."""
     stamp = string_attribute(message, FAILED_AT)
-    record = batch_failure(message)
-    if stamp is None and record is not None and isinstance(record["failure"].get("failedAt"), str):
-        stamp = record["failure"]["failedAt"]
+    if stamp is None:
+        # Only then parse the body: a time filter calls this for every message the mover examines.
+        record = batch_failure(message)
+        if record is not None and isinstance(record["failure"].get("failedAt"), str):
+            stamp = record["failure"]["failedAt"]
     if stamp is not None:
         try:
             parsed = datetime.fromisoformat(stamp)

@@ -22,7 +22,7 @@ from cdk_app.config import (
     ENVIRONMENTS_DIR,
     ConfigError,
     EnvironmentConfig,
-    known_environments,
+    load_all,
     load_environment,
 )
 from cdk_app.stage import JobFleetStage
@@ -31,8 +31,7 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def select_environments(requested: str | None, directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
-    names = [requested] if requested else known_environments(directory)
-    return [load_environment(name, directory) for name in names]
+    return [load_environment(requested, directory)] if requested else load_all(directory)
 
 
 def add_environments(app: cdk.App, configs: list[EnvironmentConfig]) -> list[JobFleetStage]:

@@ -57,6 +57,10 @@ def handler_for(job_type: str) -> Handler:
         raise UnknownJobType(f"no handler registered for job type {job_type!r}") from None
 
 
+def is_registered(job_type: str) -> bool:
+    return job_type in _handlers
+
+
 def registered_types() -> list[str]:
     return sorted(_handlers)
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 
 from worker.config import ConfigError, env_number, parse_job_timeouts
-from worker.dispatch import JobContext, handler_for
+from worker.dispatch import JobContext, handler_for, is_registered
 from worker.envelope import parse_envelope
 from worker.errors import PermanentError, error_type_name
 from worker.isolation import ThreadExecutor
@@ -72,7 +72,7 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
         _record(status_store, "mark_failed", envelope.job_id, envelope.job_type, attempt, error)
         metrics.job_outcome(
             job_id=envelope.job_id,
-            job_type=_metric_type(envelope.job_type),
+            job_type=envelope.job_type if is_registered(envelope.job_type) else UNKNOWN_TYPE,
             attempt=attempt,
             outcome="dead-lettered" if permanent else "failed",
             duration_ms=(time.monotonic() - started) * 1000,
@@ -93,14 +93,6 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
         worker_id=worker_id,
     )
     return EXIT_SUCCEEDED
-
-
-def _metric_type(job_type: str) -> str:
-    try:
-        handler_for(job_type)
-    except PermanentError:
-        return UNKNOWN_TYPE
-    return job_type
 
 
 def _record(store, method: str, *args) -> None:

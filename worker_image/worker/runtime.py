@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.config import WorkerConfig
-from worker.dispatch import JobContext, handler_for, registered_types
+from worker.dispatch import JobContext, handler_for, is_registered
 from worker.envelope import Envelope, parse_envelope
 from worker.errors import PermanentError, error_type_name
 from worker.isolation import make_executor
@@ -393,7 +393,7 @@ class Worker:
         with self._lock:
             self._pending_deletes.append(held)
         job_id = envelope.job_id if envelope else None
-        metric_type = job_type if job_type in registered_types() else UNKNOWN_TYPE
+        metric_type = job_type if is_registered(job_type) else UNKNOWN_TYPE
         if envelope:
             self._record_status(
                 "mark_dead_lettered",

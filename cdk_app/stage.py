@@ -7,7 +7,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.batch import BatchStack
-from stacks.checkov import ProjectWideCheckovSkips
+from stacks.checkov import apply_project_wide_skips
 from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
 from stacks.operations import OperationsStack
@@ -22,7 +22,6 @@ class JobFleetStage(cdk.Stage):
         tags = {"app": config.app.name, "environment": config.name}
         for key, value in tags.items():
             cdk.Tags.of(self).add(key, value)
-        cdk.Aspects.of(self).add(ProjectWideCheckovSkips())
 
         def stack_props(stack: str) -> dict:
             return {"stack_name": config.resource_name(stack),
@@ -45,3 +44,4 @@ class JobFleetStage(cdk.Stage):
         self.operations = OperationsStack(self, "Operations", config=config, stateful=self.stateful,
                                           compute=self.compute, batch=self.batch,
                                           **stack_props("operations"))
+        apply_project_wide_skips(self)

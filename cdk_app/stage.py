@@ -7,7 +7,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.batch import BatchStack
-from stacks.checkov import apply_project_wide_skips
+from stacks.checkov import skip_cdk_provider_checks
 from stacks.compute import ComputeStack
 from stacks.network import NetworkStack
 from stacks.operations import OperationsStack
@@ -44,4 +44,6 @@ class JobFleetStage(cdk.Stage):
         self.operations = OperationsStack(self, "Operations", config=config, stateful=self.stateful,
                                           compute=self.compute, batch=self.batch,
                                           **stack_props("operations"))
-        apply_project_wide_skips(self)
+        for stack in (self.network, self.stateful, self.compute, self.batch, self.operations):
+            if stack is not None:
+                skip_cdk_provider_checks(stack)

@@ -7,7 +7,8 @@ on any unskipped failure.
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource
+from aws_cdk import CfnResource, Stack
+from aws_cdk import aws_logs as logs
 from constructs import IConstruct
 
 MIN_REASON_CHARS = 40
@@ -43,18 +44,23 @@ _LOG_GROUP_KMS_REASON = (
     "groups hold job ids, types, outcomes and error types, never payloads or secrets")
 
 
-def apply_project_wide_skips(scope: IConstruct) -> None:
-    """Skips that hold for a whole kind of resource; call once on a finished stage.
+def skip_cdk_provider_checks(stack: Stack) -> None:
+    """Skip `_CDK_PROVIDER_SKIPS` on the custom-resource provider functions aws-cdk-lib adds.
 
-    A plain walk from Python rather than an Aspect: an Aspect calls back from Node into Python for
-    every construct of the tree, which cost ~2 s of each synth.
+    aws-cdk-lib puts each provider at the top of its stack as `Custom::<Name>CustomResourceProvider`
+    with a `Handler` function; looking only there, rather than walking the tree (an Aspect calls back
+    from Node into Python for every construct), keeps synth fast.
     """
-    for node in scope.node.find_all():
-        if not isinstance(node, CfnResource):
-            continue
-        resource_type = node.cfn_resource_type
-        if resource_type == "AWS::Lambda::Function" and "CustomResourceProvider" in node.node.path:
-            for check_id, reason in _CDK_PROVIDER_SKIPS.items():
-                skip_check(node, check_id, reason)
-        elif resource_type == "AWS::Logs::LogGroup":
-            skip_check(node, "CKV_AWS_158", _LOG_GROUP_KMS_REASON)
+    for child in stack.node.children:
+        if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):
+            handler = child.node.try_find_child("Handler")
+            if isinstance(handler, CfnResource):
+                for check_id, reason in _CDK_PROVIDER_SKIPS.items():
+                    skip_check(handler, check_id, reason)
+
+
+def project_log_group(scope: IConstruct, construct_id: str, **props) -> logs.LogGroup:
+    """A log group (props as for aws_logs.LogGroup) carrying the project's KMS-skip reason."""
+    group = logs.LogGroup(scope, construct_id, **props)
+    skip_check(group, "CKV_AWS_158", _LOG_GROUP_KMS_REASON)
+    return group

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.checkov import project_log_group
 from stacks.retention import log_retention
 
 
@@ -32,7 +32,7 @@ class NetworkStack(cdk.Stack):
                                         cidr_mask=22),
             ],
         )
-        flow_logs = logs.LogGroup(
+        flow_logs = project_log_group(
             self, "FlowLogs",
             retention=log_retention(net.flow_log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,

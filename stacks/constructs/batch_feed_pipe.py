@@ -16,11 +16,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.checkov import project_log_group
 from stacks.constructs.batch_job_definition import ENVELOPE_PARAMETER
 from stacks.retention import log_retention
 
@@ -51,7 +51,7 @@ class BatchFeedPipe(Construct):
         if key is not None:
             statements.append(iam.PolicyStatement(
                 sid="DecryptBatchQueue", actions=["kms:Decrypt"], resources=[key.key_arn]))
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(log_retention_days),
+        self.log_group = project_log_group(self, "Logs", retention=log_retention(log_retention_days),
                                        removal_policy=removal_policy)
         statements.append(iam.PolicyStatement(
             sid="WritePipeLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],

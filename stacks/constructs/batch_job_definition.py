@@ -19,10 +19,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
+from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
@@ -40,7 +40,7 @@ class BatchJobDefinition(Construct):
                  image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         fargate = config.batch.compute == "fargate-spot"
-        self.log_group = logs.LogGroup(
+        self.log_group = project_log_group(
             self, "Logs",
             retention=log_retention(config.app.log_retention_days),
             removal_policy=removal_policy(config.app),

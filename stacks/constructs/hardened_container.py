@@ -14,10 +14,10 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.checkov import project_log_group
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
 
@@ -68,7 +68,7 @@ def add_hardened_container(
     port_mappings: list[ecs.PortMapping] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
-    log_group = logs.LogGroup(
+    log_group = project_log_group(
         scope, f"{construct_id}Logs",
         retention=log_retention(config.app.log_retention_days),
         removal_policy=removal_policy(config.app),

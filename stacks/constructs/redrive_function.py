@@ -20,12 +20,11 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from stacks.checkov import skip_check
+from stacks.checkov import project_log_group, skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.nag import acknowledge
@@ -60,7 +59,7 @@ class RedriveFunction(Construct):
                  key: kms.IKey | None, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         function_name = config.resource_name("redrive")
-        self.log_group = logs.LogGroup(
+        self.log_group = project_log_group(
             self, "Logs",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=log_retention(config.app.log_retention_days),

@@ -155,7 +155,14 @@ def start_worker(moto_endpoint, tmp_path) -> Iterator[Callable[..., RunningWorke
     started: list[RunningWorker] = []
 
     def start(
-        queues: Queues, *, memory_reader=None, transport=None, jitter=None, **overrides
+        queues: Queues,
+        *,
+        memory_reader=None,
+        transport=None,
+        jitter=None,
+        completion=None,
+        status_store=None,
+        **overrides,
     ) -> RunningWorker:
         settings = dict(
             queue_url=queues.url,
@@ -180,6 +187,8 @@ def start_worker(moto_endpoint, tmp_path) -> Iterator[Callable[..., RunningWorke
             memory_reader=memory_reader or FixedMemory(),
             protection=TaskProtection(None, 1),
             metrics=Metrics("test", stream),
+            completion=completion,
+            status_store=status_store,
             **({"jitter": jitter} if jitter else {}),
         )
         result: dict = {}

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from worker.completion import Completion
 from worker.config import DEFAULT_HEALTH_FILE, ConfigError, WorkerConfig
 from worker.dispatch import load_handler_modules
 from worker.lifecycle import health_file_fresh, install_stop_signals
@@ -31,6 +32,7 @@ def _run() -> int:
         transport,
         memory_reader=memory_reader(config.memory_limit_bytes),
         status_store=status_store_from_env(),
+        completion=Completion.from_env(),
     )
     install_stop_signals(worker.request_stop)
     return worker.run()
@@ -50,7 +52,7 @@ def _run_one(args: argparse.Namespace) -> int:
         m.strip() for m in os.environ.get("WORKER_HANDLERS", "worker.examples").split(",") if m.strip()
     )
     load_handler_modules(modules)
-    return run_one(text, status_store_from_env())
+    return run_one(text, status_store_from_env(), completion=Completion.from_env())
 
 
 def _health(max_age: float) -> int:

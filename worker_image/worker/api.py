@@ -12,7 +12,10 @@ Configuration (the CDK compute stack sets these on the API container):
 - ``MAX_PAYLOAD_BYTES``: largest serialized payload accepted (default 65536);
 - ``TIER_MAX_PAYLOAD_BYTES`` (optional): JSON ``{tier: bytes}``, tighter limits of some tiers (the batch
   tier: AWS Batch's SubmitJob request carries the envelope and is capped at 30 KiB);
-- ``STATUS_TTL_DAYS`` (optional, default 30, as for the workers): how long status records live.
+- ``STATUS_TTL_DAYS`` (optional, default 30, as for the workers): how long status records live;
+- ``RESULTS_INLINE_MAX_BYTES`` (default 32768) / ``RESULTS_URL_SECONDS`` (default 300): a stored job
+  result (``worker.results``) up to this size is returned inline by ``GET /jobs/{jobId}``, a larger one as
+  a presigned URL valid this long.
 
 Rules the API keeps:
 
@@ -54,6 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.config import ConfigError, env_number
 from worker.envelope import Envelope
+from worker.results import DEFAULT_INLINE_MAX_BYTES, DEFAULT_URL_SECONDS, ResultReader, result_reader_settings
 
 log = logging.getLogger("worker.api")
 
@@ -101,6 +105,8 @@ class ApiSettings:
     status_ttl_days: float = 30.0
     # Tighter limits of some tiers: AWS Batch's SubmitJob carries the envelope in 30 KiB.
     tier_max_payload_bytes: dict[str, int] = field(default_factory=dict)
+    results_inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
+    results_url_seconds: int = DEFAULT_URL_SECONDS
 
     def payload_limit(self, tier: str) -> int:
         return min(self.max_payload_bytes, self.tier_max_payload_bytes.get(tier, self.max_payload_bytes))
@@ -114,6 +120,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        inline_max_bytes, url_seconds = result_reader_settings(env)
         return cls(
             tier_queues=_json_object(env, "TIER_QUEUES"),
             job_types=_json_object(env, "JOB_TYPES"),
@@ -124,6 +131,8 @@ class ApiSettings:
             ),
             status_ttl_days=env_number(env, "STATUS_TTL_DAYS", 30.0, minimum=1, maximum=3650),
             tier_max_payload_bytes=_tier_limits(env, "TIER_MAX_PAYLOAD_BYTES"),
+            results_inline_max_bytes=inline_max_bytes,
+            results_url_seconds=url_seconds,
         )
 
 
@@ -176,6 +185,10 @@ class JobStatus(BaseModel):
     finishedAt: str | None = None
     updatedAt: str | None = None
     lastError: str | None = None
+    resultLocation: str | None = Field(default=None, description="s3://bucket/results/<jobId>.json")
+    resultBytes: int | None = None
+    result: Any = Field(default=None, description="The job's result, when it is small enough to inline.")
+    resultUrl: str | None = Field(default=None, description="Short-lived presigned URL of a larger result.")
 
 
 class ErrorBody(BaseModel):
@@ -402,9 +415,11 @@ def _status_from_item(item: dict) -> JobStatus:
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 
 
-def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_client=None) -> FastAPI:
     """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
+    results = ResultReader(s3_client or boto3.client("s3", config=_aws_config()),
+                           settings.results_inline_max_bytes, settings.results_url_seconds)
     store: DynamoJobStore | None = None
     idempotency: DynamoJobStore | MemoryIdempotency
     if settings.status_table:
@@ -544,7 +559,10 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
             raise _unavailable("the status table", exc) from None
         if item is None or item.get("status") not in JobState.__args__:
             raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
-        return _status_from_item(item)
+        status = _status_from_item(item)
+        if isinstance(item.get("result"), dict):
+            status = status.model_copy(update=_result_fields(results, item["result"]))
+        return status
 
     original_openapi = app.openapi
 
@@ -562,6 +580,18 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
 
     app.openapi = openapi
     return app
+
+
+def _result_fields(results: ResultReader, location: dict) -> dict[str, Any]:
+    try:
+        return results.describe(location)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+            raise _unavailable("the results bucket", exc) from None
+        # Expired by the bucket's lifecycle rule: the record still says where it was.
+        return {"resultLocation": f"s3://{location.get('bucket')}/{location.get('key')}"}
+    except BotoCoreError as exc:
+        raise _unavailable("the results bucket", exc) from None
 
 
 def _accepted(job_id: str, tier: str, *, replayed: bool) -> JSONResponse:

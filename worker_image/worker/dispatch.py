@@ -6,7 +6,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import UnknownJobType
@@ -25,9 +25,23 @@ class JobContext:
     attempt: int
     deadline: float
     logger: logging.Logger
+    _result: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def remaining_seconds(self) -> float:
         return self.deadline - time.time()
+
+    def set_result(self, value: Any) -> None:
+        """The job's result (JSON-serializable), stored as results/<jobId>.json once the job succeeds.
+
+        Same as returning it; for handlers that produce the result before their last steps.
+        """
+        self._result[:] = [value]
+
+    def result_of(self, returned: Any) -> Any:
+        """What the handler returned, else what it passed to set_result, else None."""
+        if returned is not None:
+            return returned
+        return self._result[0] if self._result else None
 
 
 Handler = Callable[[dict[str, Any], JobContext], Any]

@@ -18,6 +18,7 @@ import psutil
 from worker.dispatch import JobContext, handler_for, load_handler_modules
 from worker.envelope import Envelope
 from worker.errors import JobTimeout, PermanentError, RemoteJobError, RemotePermanentError, error_type_name
+from worker.results import encode_result
 
 log = logging.getLogger("worker.isolation")
 
@@ -33,13 +34,14 @@ class ThreadExecutor:
             self._abandoned = [t for t in self._abandoned if t.is_alive()]
             return len(self._abandoned)
 
-    def execute(self, envelope: Envelope, ctx: JobContext) -> None:
+    def execute(self, envelope: Envelope, ctx: JobContext) -> str | None:
+        """Run the handler by the deadline; returns its result as JSON text (None: no result)."""
         handler = handler_for(envelope.job_type)
-        outcome: dict[str, BaseException] = {}
+        outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                handler(envelope.payload, ctx)
+                outcome["result"] = encode_result(ctx.result_of(handler(envelope.payload, ctx)))
             except BaseException as exc:
                 outcome["error"] = exc
 
@@ -52,6 +54,7 @@ class ThreadExecutor:
             raise JobTimeout(f"{envelope.job_type} exceeded its maximum duration; handler thread abandoned")
         if "error" in outcome:
             raise outcome["error"]
+        return outcome["result"]
 
     def close(self) -> None:
         """Threads are daemons: nothing to release."""
@@ -68,8 +71,8 @@ def _child_main(conn, handler_modules: tuple[str, ...]) -> None:
         job_id, job_type, attempt, deadline, payload = request
         ctx = JobContext(job_id, job_type, attempt, deadline, logger)
         try:
-            handler_for(job_type)(payload, ctx)
-            conn.send(("ok", None, None))
+            result = encode_result(ctx.result_of(handler_for(job_type)(payload, ctx)))
+            conn.send(("ok", result, None))
         except PermanentError as exc:
             conn.send(("permanent", error_type_name(exc), str(exc)))
         except Exception as exc:
@@ -140,7 +143,7 @@ class ProcessExecutor:
         with self._lock:
             self._idle.append(child)
 
-    def execute(self, envelope: Envelope, ctx: JobContext) -> None:
+    def execute(self, envelope: Envelope, ctx: JobContext) -> str | None:
         handler_for(envelope.job_type)  # unknown types fail here, without a round trip
         child = self._checkout()
         try:
@@ -148,7 +151,7 @@ class ProcessExecutor:
             if not child.conn.poll(max(0.0, ctx.deadline - time.time())):
                 child.stop()
                 raise JobTimeout(f"{envelope.job_type} exceeded its maximum duration; handler process killed")
-            kind, error_type, message = child.conn.recv()
+            kind, detail, message = child.conn.recv()
         except (EOFError, OSError) as exc:
             # The child died mid-job (OOM kill, segfault): a transient failure, retried on a fresh child.
             child.stop()
@@ -157,9 +160,10 @@ class ProcessExecutor:
             ) from None
         self._checkin(child)
         if kind == "permanent":
-            raise RemotePermanentError(error_type, message)
+            raise RemotePermanentError(detail, message)
         if kind == "error":
-            raise RemoteJobError(error_type, message)
+            raise RemoteJobError(detail, message)
+        return detail  # the result's JSON text, or None
 
     def close(self) -> None:
         with self._lock:

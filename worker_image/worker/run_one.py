@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Mapping
 
+from worker.completion import Completion
 from worker.config import ConfigError, env_number, parse_job_timeouts
 from worker.dispatch import JobContext, handler_for, is_registered
 from worker.envelope import parse_envelope
@@ -24,8 +25,14 @@ EXIT_SUCCEEDED, EXIT_FAILED, EXIT_PERMANENT = 0, 1, 2
 DEFAULT_MAX_SECONDS = 43200.0  # Batch enforces its own job timeout; this only bounds a hung handler
 
 
-def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.environ) -> int:
+def run_one(
+    envelope_text: str,
+    status_store=None,
+    env: Mapping[str, str] = os.environ,
+    completion: Completion | None = None,
+) -> int:
     tier = env.get("TIER") or "default"
+    completion = completion or Completion(tier=tier)
     metrics = Metrics(tier)
     worker_id = env.get("AWS_BATCH_JOB_ID") or f"run-one-{os.getpid()}"
     attempt = int(env.get("AWS_BATCH_JOB_ATTEMPT") or 1)
@@ -64,12 +71,14 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
     _record(status_store, "mark_running", envelope.job_id, envelope.job_type, attempt)
     try:
         handler_for(envelope.job_type)
-        ThreadExecutor().execute(envelope, ctx)
+        result = completion.store_result(envelope.job_id, ThreadExecutor().execute(envelope, ctx))
     except BaseException as exc:  # any handler failure becomes an exit code, never a traceback exit
         permanent = isinstance(exc, PermanentError)
         error = f"{error_type_name(exc)}: {exc}"
         log.error("job failed", extra={"jobId": envelope.job_id, "error": error, "permanent": permanent})
         _record(status_store, "mark_failed", envelope.job_id, envelope.job_type, attempt, error)
+        # Final either way: Batch retries only Spot reclaims, so the failure route dead-letters the job.
+        completion.finished(envelope, "failed", attempt, error=error)
         metrics.job_outcome(
             job_id=envelope.job_id,
             job_type=envelope.job_type if is_registered(envelope.job_type) else UNKNOWN_TYPE,
@@ -82,7 +91,8 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
             error_message=str(exc),
         )
         return EXIT_PERMANENT if permanent else EXIT_FAILED
-    _record(status_store, "mark_succeeded", envelope.job_id, envelope.job_type, attempt)
+    _record(status_store, "mark_succeeded", envelope.job_id, envelope.job_type, attempt, result)
+    completion.finished(envelope, "succeeded", attempt, result=result)
     metrics.job_outcome(
         job_id=envelope.job_id,
         job_type=envelope.job_type,

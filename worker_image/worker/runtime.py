@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.completion import Completion
 from worker.config import WorkerConfig
 from worker.dispatch import JobContext, handler_for, is_registered
 from worker.envelope import Envelope, parse_envelope
@@ -84,6 +85,7 @@ class Worker:
         status_store=None,
         protection: TaskProtection | None = None,
         metrics: Metrics | None = None,
+        completion: Completion | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
@@ -95,6 +97,7 @@ class Worker:
         self._status = status_store
         self._protection = protection
         self._metrics = metrics or Metrics(config.tier)
+        self._completion = completion or Completion(tier=config.tier)
         self._jitter = jitter
         self._lock = threading.Lock()
         self._held: dict[str, _Held] = {}  # by receipt handle
@@ -293,7 +296,7 @@ class Worker:
         self._record_status("mark_running", envelope.job_id, envelope.job_type, attempt)
         started = time.monotonic()
         try:
-            self._executor.execute(envelope, ctx)
+            result = self._completion.store_result(envelope.job_id, self._executor.execute(envelope, ctx))
         except BaseException as exc:  # handler code may raise anything; every failure is a job outcome
             duration_ms = (time.monotonic() - started) * 1000
             self._failed(held, envelope, attempt, exc, duration_ms)
@@ -305,7 +308,8 @@ class Worker:
             if held.released:
                 return
             self._pending_deletes.append(held)
-        self._record_status("mark_succeeded", envelope.job_id, envelope.job_type, attempt)
+        self._record_status("mark_succeeded", envelope.job_id, envelope.job_type, attempt, result)
+        self._completion.finished(envelope, "succeeded", attempt, result=result)
         self._metrics.job_outcome(
             job_id=envelope.job_id,
             job_type=envelope.job_type,
@@ -401,6 +405,9 @@ class Worker:
                 envelope.job_type,
                 attempt,
                 f"{error_type_name(exc)}: {exc}",
+            )
+            self._completion.finished(
+                envelope, "dead-lettered", attempt, error=f"{error_type_name(exc)}: {exc}"
             )
         self._metrics.job_outcome(
             job_id=job_id,

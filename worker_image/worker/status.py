@@ -102,13 +102,12 @@ class JobStatusStore:
             {"type": job_type, "tier": self._tier, "attempts": attempt, "lastError": error[:1000]},
         )
 
-    def mark_succeeded(self, job_id: str, job_type: str, attempt: int) -> bool:
-        return self._write(
-            job_id,
-            SUCCEEDED,
-            (QUEUED, RUNNING, FAILED),
-            {"type": job_type, "tier": self._tier, "attempts": attempt, "finishedAt": _iso_now()},
-        )
+    def mark_succeeded(self, job_id: str, job_type: str, attempt: int, result: dict | None = None) -> bool:
+        """``result``: where the job's result is stored (worker.results), kept on the record as ``result``."""
+        fields = {"type": job_type, "tier": self._tier, "attempts": attempt, "finishedAt": _iso_now()}
+        if result:
+            fields["result"] = result
+        return self._write(job_id, SUCCEEDED, (QUEUED, RUNNING, FAILED), fields)
 
     def mark_dead_lettered(self, job_id: str, job_type: str, attempt: int, error: str) -> bool:
         return self._write(

@@ -73,3 +73,17 @@ def hang(payload, ctx):
 @job("test.pid")
 def report_pid(payload, ctx):
     _mark(payload, ctx, "start")
+
+
+@job("test.result")
+def with_result(payload, ctx):
+    """Returns payload["result"], or hands it to ctx.set_result when payload["viaContext"]."""
+    if payload.get("viaContext"):
+        ctx.set_result(payload["result"])
+        return None
+    return payload["result"]
+
+
+@job("test.unserializable-result")
+def unserializable_result(payload, ctx):
+    return {"when": object()}

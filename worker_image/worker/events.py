@@ -1,0 +1,99 @@
+"""The "Job State Change" event: published to EventBridge on every terminal state of a job.
+
+Terminal states: ``succeeded``, ``dead-lettered`` (the ``run`` worker), and ``succeeded`` / ``failed``
+for ``run-one`` (a failed Batch job is final: the failure route moves it to the tier's DLQ). Teams
+subscribe with a rule on ``source = "jobfleet"`` and ``detail-type = "Job State Change"`` instead of
+polling ``GET /jobs/{id}``. Schema: docs/events.md.
+
+Publishing is advisory, like status writes: an EventBridge error is logged and never fails the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger("worker.events")
+
+EVENT_SOURCE = "jobfleet"
+DETAIL_TYPE = "Job State Change"
+SCHEMA_VERSION = "1"
+TERMINAL_STATES = ("succeeded", "failed", "dead-lettered")
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_state_change(
+    *,
+    job_id: str,
+    job_type: str,
+    tier: str,
+    state: str,
+    attempt: int,
+    environment: str,
+    error: str | None = None,
+    result: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event's ``detail`` (docs/events.md)."""
+    if state not in TERMINAL_STATES:
+        raise ValueError(f"{state!r} is not a terminal state: {', '.join(TERMINAL_STATES)}")
+    return {
+        "version": SCHEMA_VERSION,
+        "environment": environment,
+        "jobId": job_id,
+        "type": job_type,
+        "tier": tier,
+        "state": state,
+        "attempt": attempt,
+        "finishedAt": _iso_now(),
+        "error": error,
+        "result": dict(result) if result else None,
+    }
+
+
+class EventPublisher:
+    def __init__(self, client, bus_name: str, environment: str) -> None:
+        self._client = client
+        self._bus = bus_name
+        self.environment = environment
+
+    def publish(self, detail: Mapping[str, Any]) -> bool:
+        """One PutEvents entry; False (logged) when EventBridge refused or could not be reached."""
+        try:
+            response = self._client.put_events(
+                Entries=[
+                    {
+                        "Source": EVENT_SOURCE,
+                        "DetailType": DETAIL_TYPE,
+                        "Detail": json.dumps(detail),
+                        "EventBusName": self._bus,
+                        "Resources": [],
+                    }
+                ]
+            )
+        except Exception as exc:  # advisory: an EventBridge outage must not fail or block jobs
+            log.warning("job event not published", extra={"jobId": detail.get("jobId"), "error": str(exc)})
+            return False
+        if response.get("FailedEntryCount"):
+            entry = response["Entries"][0]
+            log.warning(
+                "job event refused",
+                extra={"jobId": detail.get("jobId"), "error": entry.get("ErrorMessage", "")},
+            )
+            return False
+        return True
+
+
+def event_publisher_from_env(env: Mapping[str, str] = os.environ) -> EventPublisher | None:
+    bus = env.get("JOB_EVENT_BUS", "").strip()
+    if not bus:
+        return None
+    import boto3
+
+    return EventPublisher(boto3.client("events"), bus, env.get("JOBFLEET_ENVIRONMENT", ""))

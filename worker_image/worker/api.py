@@ -544,6 +544,8 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_clie
     @app.get(
         "/jobs/{jobId}",
         response_model=JobStatus,
+        # The result fields appear only for a job that has a result.
+        response_model_exclude_unset=True,
         responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
                    503: {"model": ErrorBody}},
         tags=["jobs"],

@@ -47,9 +47,11 @@ import boto3
 from botocore.config import Config
 
 from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, TierConfig, load_environment
+from cdk_app.local_completion import EVENTS_FILE, LocalCompletion
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_IMAGE = REPO / "worker_image"
+TEAM_JOBS = REPO / "jobs"  # team handler packages, on the import path as in the worker image
 if str(WORKER_IMAGE) not in sys.path:
     sys.path.insert(0, str(WORKER_IMAGE))
 
@@ -172,6 +174,7 @@ class LocalFleet:
         self.table_name = config.resource_name("jobs")
         self.endpoint = ""
         self._moto = None
+        self.completion = LocalCompletion(config, self.client, run_dir, output.line)
         self.exit_code = 0
 
     # --- AWS side ---------------------------------------------------------------------------------
@@ -226,13 +229,14 @@ class LocalFleet:
             TableName=self.table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
         )
+        self.completion.create()
 
     # --- processes --------------------------------------------------------------------------------
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("AWS_") or k in ("AWS_CA_BUNDLE",)}
-        pythonpath = [str(WORKER_IMAGE), str(REPO)]
+        pythonpath = [str(WORKER_IMAGE), str(TEAM_JOBS), str(REPO)]
         if os.environ.get("PYTHONPATH"):
             pythonpath.append(os.environ["PYTHONPATH"])
         env.update(
@@ -240,6 +244,7 @@ class LocalFleet:
             AWS_DEFAULT_REGION=self.region, AWS_ENDPOINT_URL=self.endpoint,
             PYTHONPATH=os.pathsep.join(pythonpath), PYTHONUNBUFFERED="1",
             STATUS_TABLE=self.table_name, STATUS_TTL_DAYS=str(self.config.status.ttl_days),
+            **self.completion.env(),
         )
         return env
 
@@ -296,6 +301,7 @@ class LocalFleet:
     def start(self) -> None:
         self.start_moto()
         self.create_resources()
+        self.completion.start()
         api = self.start_api()
         workers = [self.spawn(tier.name, ["run"], self.worker_env(tier), tier.stop_timeout_seconds)
                    for tier in self.config.service_tiers]
@@ -342,6 +348,9 @@ class LocalFleet:
         self.out.line(f"  tiers:        {tiers}")
         self.out.line(f"  job types:    {types}")
         self.out.line(f"  status table: {self.table_name}")
+        self.out.line(f"  results:      s3://{self.completion.bucket}/results/<jobId>.json")
+        self.out.line(f"  job events:   {self.completion.events_queue_url} "
+                      f"(also {self.run_dir / EVENTS_FILE})")
         self.out.line(f"  logs:         {self.run_dir}")
         self.out.line("Try:")
         self.out.line(f"  curl -s -X POST {url}/jobs -H 'content-type: application/json' "
@@ -388,6 +397,7 @@ class LocalFleet:
             code = child.proc.returncode
             how = "ended by SIGTERM" if code == -signal.SIGTERM else f"exit code {code}"
             self.out.line(f"stopped {child.name} ({how})")
+        self.completion.stop()
         if self._moto is not None:
             self._moto.stop()
             self.out.line("stopped moto")

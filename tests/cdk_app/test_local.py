@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -190,6 +191,19 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
             return True
 
         wait_for(queues_empty, 30, "source queues empty")
+
+        # --- one "Job State Change" event per job, through EventBridge to the subscription queue ---
+        events_file = run_dir / "events.jsonl"
+
+        def all_events() -> list[dict]:
+            lines = events_file.read_text().splitlines() if events_file.exists() else []
+            return len(lines) >= len(jobs) and [json.loads(line)["detail"] for line in lines]
+
+        events = {e["jobId"]: e for e in wait_for(all_events, 30, "an event per job")}
+        assert {job_id: e["state"] for job_id, e in events.items()} == {
+            job_id: expected for job_id, (expected, _) in jobs.items()}
+        assert events[by_type["e2e.poison"]]["error"].startswith("PermanentError: customer record")
+        assert "[events] dead-lettered e2e.poison" in output()
         fleet = psutil.Process(local.pid).children(recursive=True)
     finally:
         # --- Ctrl-C: everything stops, workers drain, nothing is left running ---

@@ -15,7 +15,24 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from cdk_app.workload import (
+    ARCHITECTURES,
+    DEFAULT_EPHEMERAL_GIB,
+    EXAMPLE_HANDLERS,
+    MAX_EPHEMERAL_GIB,
+    ImageSpec,
+    WorkloadError,
+    check_environment,
+    check_handlers,
+    check_permissions,
+    check_secrets,
+    check_statements,
+    image_warning,
+    parse_image,
+)
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 DEFAULTS_FILE = "defaults.toml"
@@ -40,7 +57,7 @@ VISIBILITY_MARGIN_SECONDS = 60
 # each byte of the (JSON-serialized) payload can cost two (an escaped quote or backslash) and
 # 14 KiB leaves room for that, the envelope's other fields and the job queue/definition ARNs.
 BATCH_MAX_PAYLOAD_BYTES = 14_336
-# Graviton EC2 classes (m7g, c6gn, r8gd, x2gd, ...); the worker image is built for linux/amd64.
+# Graviton EC2 classes (m7g, c6gn, r8gd, x2gd, ...): the batch tier's architecture decides which fit.
 _ARM_INSTANCE_CLASS = r"^[a-z]+\d+g"
 
 
@@ -58,15 +75,26 @@ _MISSING = object()
 
 def _spec(kind: str, *, default: Any = _MISSING, minimum: float | None = None,
           maximum: float | None = None, choices: tuple | None = None, pattern: str | None = None,
-          doc: str = "") -> Any:
-    """A dataclass field carrying its validation rule (kind: str, int, float, bool, list[str])."""
+          check: Any = None, doc: str = "") -> Any:
+    """A dataclass field carrying its validation rule (kind: str, int, float, bool, list[str]; or
+    any kind with ``check``, a function of the raw value raising WorkloadError)."""
     rule = {"kind": kind, "min": minimum, "max": maximum, "choices": choices, "pattern": pattern,
-            "doc": doc}
+            "check": check, "doc": doc}
     if default is _MISSING:
         return dataclasses.field(metadata=rule)
     if isinstance(default, list):
         default = tuple(default)
+    if isinstance(default, dict):
+        frozen = MappingProxyType(default)
+        return dataclasses.field(default_factory=lambda: frozen, metadata=rule)
     return dataclasses.field(default=default, metadata=rule)
+
+
+def _check_image(value: Any) -> str:
+    if not isinstance(value, str):
+        raise WorkloadError(value, "a string: a build directory or an image reference")
+    parse_image(value)
+    return value
 
 
 _TIER_NAME = r"^[a-z][a-z0-9-]{0,29}$"
@@ -113,7 +141,11 @@ class QueuesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ApiConfig:
-    image: str = _spec("str", default="", doc="API image URI; empty = the reference job API.")
+    image: str = _spec("str", default="", check=_check_image,
+                       doc="API image: build directory or `<registry>/<repo>:tag`/`@sha256:` reference; "
+                           "empty = the reference job API in the worker image.")
+    architecture: str = _spec("str", default="x86_64", choices=ARCHITECTURES,
+                              doc="CPU architecture of the API tasks (arm64 = Graviton).")
     cpu: int = _spec("int", default=256, choices=tuple(FARGATE_MEMORY), doc="API task CPU units.")
     memory_mib: int = _spec("int", default=512, minimum=512, maximum=122880, doc="API task memory.")
     min_tasks: int = _spec("int", default=2, minimum=1, maximum=100, doc="API tasks at least.")
@@ -165,10 +197,47 @@ class TierConfig:
                                       doc="ECS stopTimeout: drain budget after SIGTERM.")
     fargate_spot_weight: int = _spec("int", default=0, minimum=0, maximum=10,
                                      doc="Weight of FARGATE_SPOT against FARGATE (weight 1).")
+    handlers: tuple[str, ...] = _spec("list[str]", default=[], check=check_handlers,
+                                      doc="Handler modules the tier's workers import; empty = JobFleet's "
+                                          "examples (synth warns).")
+    image: str = _spec("str", default="", check=_check_image,
+                       doc="Build directory (relative to the repo root) or prebuilt image reference "
+                           "(`@sha256:` digest recommended); empty = the worker image with `jobs/`.")
+    architecture: str = _spec("str", default="x86_64", choices=ARCHITECTURES,
+                              doc="CPU architecture (arm64 = Graviton Fargate / Graviton Batch instances).")
+    ephemeral_storage_gib: int = _spec("int", default=DEFAULT_EPHEMERAL_GIB, minimum=DEFAULT_EPHEMERAL_GIB,
+                                       maximum=MAX_EPHEMERAL_GIB,
+                                       doc="Task storage (Fargate 21-200 GiB; 20 = Fargate's default).")
+    environment: Mapping[str, str] = _spec("table", default={}, check=check_environment,
+                                           doc="Plain variables `{ NAME = \"value\" }`; JobFleet's own names "
+                                               "are refused.")
+    secrets: Mapping[str, Any] = _spec("table", default={}, check=check_secrets,
+                                       doc="Container secrets `{ NAME = \"secretsmanager:<name-or-arn>"
+                                           "[:json-key]\" | \"ssm:<parameter>\" }`.")
+    secrets_kms_key_arn: str = _spec("str", default="",
+                                     pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$|^$",
+                                     doc="Customer-managed KMS key of those secrets (decrypt granted).")
+    permissions: Mapping[str, tuple[str, ...]] = _spec(
+        "table", default={}, check=check_permissions,
+        doc="`{ \"s3:read\" = [\"bucket/prefix/\"], ... }`; verbs: s3:read, s3:write, dynamodb:read, "
+            "dynamodb:write, sns:publish, sqs:send, lambda:invoke.")
+    iam_statements: tuple[Any, ...] = _spec(
+        "list[table]", default=[], check=check_statements,
+        doc="Explicit `{ actions = [...], resources = [...] }`; no wildcard actions, no `\"*\"` "
+            "resource for actions with resource-level permissions.")
 
     @property
     def is_service(self) -> bool:
         return self.runtime == "service"
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return parse_image(self.image)
+
+    @property
+    def handler_modules(self) -> tuple[str, ...]:
+        """What WORKER_HANDLERS names: the configured modules, else JobFleet's examples."""
+        return self.handlers or EXAMPLE_HANDLERS
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -240,6 +309,39 @@ class RedriveConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobTypeConfig:
+    tier: str = _spec("str", pattern=_TIER_NAME, doc="Tier (queue) that runs the job type.")
+    timeout_seconds: int = _spec("int", default=0, minimum=0, maximum=SQS_MAX_VISIBILITY_SECONDS,
+                                 doc="Handler deadline; 0 = the tier's max_job_seconds (never above it).")
+    isolation: str = _spec("str", default="thread", choices=("thread", "process"),
+                           doc="`process`: the handler runs in a recycled child process (killable).")
+    breaker_failures: int = _spec("int", default=5, minimum=1, maximum=1000,
+                                  doc="Consecutive transient failures that open the type's breaker.")
+    breaker_cooldown_seconds: int = _spec("int", default=60, minimum=1, maximum=900,
+                                          doc="Seconds an open breaker defers the type's jobs.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultsConfig:
+    enabled: bool = _spec("bool", default=True,
+                          doc="Results bucket: handlers' results stored as results/<jobId>.json.")
+    expiry_days: int = _spec("int", default=30, minimum=1, maximum=3650,
+                             doc="Days a result is kept (bucket lifecycle rule).")
+    inline_max_bytes: int = _spec("int", default=32768, minimum=0, maximum=262144,
+                                  doc="GET /jobs/{id} returns results up to this size inline.")
+    url_seconds: int = _spec("int", default=300, minimum=1, maximum=3600,
+                             doc="Lifetime of the presigned URL of a larger result.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EventsConfig:
+    enabled: bool = _spec("bool", default=True,
+                          doc="Publish a \"Job State Change\" event on every terminal state.")
+    bus_name: str = _spec("str", default="default", pattern=r"^[A-Za-z0-9._-]{1,256}$",
+                          doc="EventBridge bus the events go to (put-events granted on it only).")
+
+
+@dataclasses.dataclass(frozen=True)
 class StatusConfig:
     ttl_days: int = _spec("int", default=30, minimum=1, maximum=3650,
                           doc="Days a job's status record is kept.")
@@ -258,6 +360,13 @@ class EnvironmentConfig:
     alarms: AlarmsConfig
     redrive: RedriveConfig
     status: StatusConfig
+    results: ResultsConfig = ResultsConfig()
+    events: EventsConfig = EventsConfig()
+    # Per job type: tier, deadline, isolation, breaker (the string form `type = "tier"` = defaults).
+    job_type_settings: Mapping[str, JobTypeConfig] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
+    # `warning: ...` lines synth prints (examples still running, mutable image tags).
+    warnings: tuple[str, ...] = ()
 
     @property
     def service_tiers(self) -> tuple[TierConfig, ...]:
@@ -287,6 +396,7 @@ class EnvironmentConfig:
 _SECTIONS: dict[str, type] = {
     "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
     "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
+    "results": ResultsConfig, "events": EventsConfig,
 }
 _TOP_LEVEL = (*_SECTIONS, "tiers", "job_types")
 _JOB_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"
@@ -316,12 +426,13 @@ def load_all(directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
 
 def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:
     """(field, kind, default, doc) per section, for the README's configuration reference."""
-    sections = {**_SECTIONS, "tiers": TierConfig}
+    sections = {**_SECTIONS, "tiers": TierConfig, "job_types.<name>": JobTypeConfig}
     result = {}
     for section, cls in sections.items():
         rows = []
         for f in dataclasses.fields(cls):
-            default = None if f.default is dataclasses.MISSING else f.default
+            default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                       else None if f.default is dataclasses.MISSING else f.default)
             rows.append((f.name, f.metadata["kind"], default, f.metadata["doc"]))
         result[section] = rows
     return result
@@ -394,10 +505,12 @@ def _validate(env: str, merged: dict[str, Any], origins: dict[str, str],
     if not tiers_raw:
         raise ConfigError(env_file, "tiers", [], "at least one [[tiers]] table")
     tiers = tuple(_build(TierConfig, raw, f"tiers[{raw['name']}]", where) for raw in tiers_raw)
-    job_types = _validate_job_types(merged.get("job_types", {}), tiers, where)
-    config = EnvironmentConfig(name=env, tiers=tiers, job_types=job_types, **sections)
+    job_type_settings = _validate_job_types(merged.get("job_types", {}), tiers, where)
+    job_types = {name: settings.tier for name, settings in job_type_settings.items()}
+    config = EnvironmentConfig(name=env, tiers=tiers, job_types=job_types,
+                               job_type_settings=MappingProxyType(job_type_settings), **sections)
     _check_consistency(config, where)
-    return config
+    return dataclasses.replace(config, warnings=_warnings(config, where))
 
 
 def _build(cls: type, raw: Any, prefix: str, where) -> Any:
@@ -412,7 +525,7 @@ def _build(cls: type, raw: Any, prefix: str, where) -> Any:
     for name, f in fields.items():
         path = f"{prefix}.{name}"
         if name not in raw:
-            if f.default is dataclasses.MISSING:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(where(prefix + ".name"), path, _MISSING, "required; "
                                   + _describe_rule(f.metadata))
             continue
@@ -426,12 +539,23 @@ def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
     def fail(allowed: str | None = None) -> None:
         raise ConfigError(file, path, value, allowed or _describe_rule(rule))
 
+    if kind not in ("str", "int", "float", "bool", "list[str]"):
+        try:
+            return rule["check"](value)
+        except WorkloadError as exc:
+            raise ConfigError(file, path, exc.value, exc.allowed) from None
+
     if kind == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             fail("a list of strings")
         for item in value:
             if rule["pattern"] and not re.search(rule["pattern"], item):
                 raise ConfigError(file, path, item, f"each item matching {rule['pattern']}")
+        if rule["check"] is not None:
+            try:
+                return rule["check"](value)
+            except WorkloadError as exc:
+                raise ConfigError(file, path, exc.value, exc.allowed) from None
         return tuple(value)
     ok_type = {
         "str": isinstance(value, str),
@@ -449,6 +573,11 @@ def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
         fail()
     if rule["pattern"] is not None and not re.search(rule["pattern"], value):
         fail()
+    if rule["check"] is not None:
+        try:
+            value = rule["check"](value)
+        except WorkloadError as exc:
+            raise ConfigError(file, path, exc.value, exc.allowed) from None
     return float(value) if kind == "float" else value
 
 
@@ -467,18 +596,32 @@ def _describe_rule(rule: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[str, str]:
+def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[str, JobTypeConfig]:
+    """`type = "tier"`, or `[job_types.<type>]` with tier, timeout_seconds, isolation, breaker_*."""
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(where("job_types"), "job_types", raw,
                           "a table mapping at least one job type to a tier")
-    tier_names = [t.name for t in tiers]
-    for job_type, tier in raw.items():
+    by_name = {t.name: t for t in tiers}
+    settings = {}
+    for job_type, value in raw.items():
         path = f"job_types.{job_type}"
         if not re.search(_JOB_TYPE, job_type):
             raise ConfigError(where(path), path, job_type, f"a job type name matching {_JOB_TYPE}")
-        if tier not in tier_names:
-            raise ConfigError(where(path), path, tier, f"a known tier: {', '.join(tier_names)}")
-    return dict(raw)
+        if isinstance(value, str):
+            value = {"tier": value}
+            tier_path = path
+        else:
+            tier_path = f"{path}.tier"
+        job = _build(JobTypeConfig, value, path, lambda field, _p=path: where(_p))
+        if job.tier not in by_name:
+            raise ConfigError(where(path), tier_path, job.tier, f"a known tier: {', '.join(by_name)}")
+        limit = by_name[job.tier].max_job_seconds
+        if job.timeout_seconds > limit:
+            raise ConfigError(where(path), f"{path}.timeout_seconds", job.timeout_seconds,
+                              f"<= tiers[{job.tier}].max_job_seconds ({limit}), which sets the visibility "
+                              "timeout")
+        settings[job_type] = job
+    return settings
 
 
 def _check_consistency(config: EnvironmentConfig, where) -> None:
@@ -526,12 +669,27 @@ def _check_consistency(config: EnvironmentConfig, where) -> None:
 
 def _check_batch(config: EnvironmentConfig, where) -> None:
     batch = config.batch
+    first = config.batch_tiers[0]
+    for tier in config.batch_tiers[1:]:
+        if tier.architecture != first.architecture:
+            path = f"tiers[{tier.name}].architecture"
+            raise ConfigError(where(path), path, tier.architecture,
+                              f"{first.architecture!r} like tiers[{first.name}]: batch tiers share the "
+                              "compute environments")
     if batch.compute == "ec2-spot":
+        arm = first.architecture == "arm64"
         for name in batch.instance_classes:
-            if re.search(_ARM_INSTANCE_CLASS, name):
-                raise ConfigError(where("batch.instance_classes"), "batch.instance_classes", name,
-                                  "x86-64 instance classes or types (the worker image is "
-                                  "linux/amd64), e.g. m6i, c7i, r6i.2xlarge")
+            if bool(re.search(_ARM_INSTANCE_CLASS, name)) != arm:
+                allowed = ("Graviton instance classes or types for arm64 batch tiers, e.g. m7g, c7g, "
+                           "r7g.2xlarge" if arm else "x86-64 instance classes or types (the batch tiers "
+                           "are x86_64), e.g. m6i, c7i, r6i.2xlarge")
+                raise ConfigError(where("batch.instance_classes"), "batch.instance_classes", name, allowed)
+        for tier in config.batch_tiers:
+            if tier.ephemeral_storage_gib != DEFAULT_EPHEMERAL_GIB:
+                path = f"tiers[{tier.name}].ephemeral_storage_gib"
+                raise ConfigError(where(path), path, tier.ephemeral_storage_gib,
+                                  f"{DEFAULT_EPHEMERAL_GIB} with batch.compute = \"ec2-spot\" (jobs use the "
+                                  "instance's storage; only Fargate sizes task storage)")
         return
     for tier in config.batch_tiers:
         prefix = f"tiers[{tier.name}]"
@@ -554,6 +712,12 @@ def _check_tier(tier: TierConfig, where) -> None:
 
     if tier.expected_job_seconds > tier.max_job_seconds:
         fail("expected_job_seconds", f"<= max_job_seconds ({tier.max_job_seconds})")
+    for name in tier.secrets:
+        if name in tier.environment:
+            path = f"{prefix}.secrets"
+            raise ConfigError(where(path), path, name, "a name not also set in environment")
+    if tier.secrets_kms_key_arn and not any(s.source == "secretsmanager" for s in tier.secrets.values()):
+        fail("secrets_kms_key_arn", "empty unless secrets names a secretsmanager: secret")
     if tier.latency_objective_seconds < tier.expected_job_seconds:
         fail("latency_objective_seconds",
              f">= expected_job_seconds ({tier.expected_job_seconds:g}): a backlog target below one "
@@ -582,6 +746,24 @@ def _check_tier(tier: TierConfig, where) -> None:
                  "0 for a batch tier (AWS Batch scales by max_vcpus)")
         if tier.cpu % 1024:
             fail("cpu", "a multiple of 1024 (whole vCPUs) for a batch tier")
+
+
+def _warnings(config: EnvironmentConfig, where) -> tuple[str, ...]:
+    """Lines synth prints: tiers still running the examples, images that are not pinned."""
+    lines = []
+    examples = [t.name for t in config.tiers if not t.handlers]
+    if examples:
+        field = f"tiers[{','.join(examples)}].handlers"
+        modules = ", ".join(EXAMPLE_HANDLERS)
+        lines.append(f"warning: {where(f'tiers[{examples[0]}].handlers')}: {field} = []: environment "
+                     f"{config.name!r} still runs JobFleet's example handlers ({modules}); "
+                     "name your own modules")
+    images = [(f"tiers[{t.name}].image", t.image) for t in config.tiers] + [("api.image", config.api.image)]
+    for field, value in images:
+        warning = image_warning(parse_image(value))
+        if warning:
+            lines.append(f"warning: {where(field)}: {field} = {value!r}: {warning}")
+    return tuple(lines)
 
 
 def _short(values: tuple[int, ...]) -> str:

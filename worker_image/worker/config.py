@@ -51,6 +51,47 @@ def parse_job_timeouts(env: Mapping[str, str]) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
+def parse_job_isolation(env: Mapping[str, str]) -> dict[str, str]:
+    """JOB_ISOLATION: JSON job type -> "thread" | "process" (types not named use WORKER_ISOLATION)."""
+    data = _json_object(env, "JOB_ISOLATION")
+    if not all(v in ("thread", "process") for v in data.values()):
+        raise ConfigError('JOB_ISOLATION must be a JSON object of job type -> "thread" or "process"')
+    return {str(k): v for k, v in data.items()}
+
+
+def parse_job_breakers(env: Mapping[str, str]) -> dict[str, tuple[int, float]]:
+    """JOB_BREAKERS: JSON job type -> {"failures": n, "cooldownSeconds": s} (others: WORKER_BREAKER_*)."""
+    data = _json_object(env, "JOB_BREAKERS")
+    parsed = {}
+    for job_type, value in data.items():
+        failures = value.get("failures") if isinstance(value, dict) else None
+        cooldown = value.get("cooldownSeconds") if isinstance(value, dict) else None
+        if not (_number(failures, 1, 10**6, integer=True) and _number(cooldown, 1, 900)):
+            raise ConfigError(
+                f'JOB_BREAKERS[{job_type!r}] must be {{"failures": 1..1000000, "cooldownSeconds": 1..900}}'
+            )
+        parsed[str(job_type)] = (failures, float(cooldown))
+    return parsed
+
+
+def _number(value: object, minimum: float, maximum: float, *, integer: bool = False) -> bool:
+    kinds = int if integer else int | float
+    return isinstance(value, kinds) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return data
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     queue_url: str
@@ -75,6 +116,8 @@ class WorkerConfig:
     backoff_max_seconds: float = 900.0
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 60.0
+    job_isolation: dict[str, str] = field(default_factory=dict)  # per type, over `isolation`
+    job_breakers: dict[str, tuple[int, float]] = field(default_factory=dict)  # per type (threshold, cooldown)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     def timeout_for(self, job_type: str, queue_visibility_timeout: int) -> float:
@@ -141,5 +184,7 @@ class WorkerConfig:
             breaker_cooldown_seconds=env_number(
                 env, "WORKER_BREAKER_COOLDOWN_SECONDS", 60.0, minimum=1, maximum=900
             ),
+            job_isolation=parse_job_isolation(env),
+            job_breakers=parse_job_breakers(env),
             **extra,
         )

@@ -172,12 +172,44 @@ class ProcessExecutor:
             child.stop()
 
 
+class TypeRoutedExecutor:
+    """Per-job-type isolation (JOB_ISOLATION): each type runs where it is configured to, the rest in the
+    default executor."""
+
+    def __init__(self, default: Any, per_type: dict[str, str], executors: dict[str, Any]) -> None:
+        self._default = default
+        self._per_type = per_type
+        self._executors = executors
+
+    def _for(self, job_type: str) -> Any:
+        mode = self._per_type.get(job_type)
+        return self._executors[mode] if mode else self._default
+
+    def execute(self, envelope: Envelope, ctx: JobContext) -> str | None:
+        return self._for(envelope.job_type).execute(envelope, ctx)
+
+    def abandoned_count(self) -> int:
+        return sum(executor.abandoned_count() for executor in self._executors.values())
+
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()
+
+
 def make_executor(
     isolation: str,
     handler_modules: tuple[str, ...],
     recycle_after_jobs: int | None,
     recycle_rss_bytes: int | None,
+    per_type: dict[str, str] | None = None,
 ) -> Any:
-    if isolation == "process":
-        return ProcessExecutor(handler_modules, recycle_after_jobs, recycle_rss_bytes)
-    return ThreadExecutor()
+    def build(mode: str) -> Any:
+        if mode == "process":
+            return ProcessExecutor(handler_modules, recycle_after_jobs, recycle_rss_bytes)
+        return ThreadExecutor()
+
+    modes = {isolation, *(per_type or {}).values()}
+    if len(modes) == 1:
+        return build(isolation)
+    executors = {mode: build(mode) for mode in modes}
+    return TypeRoutedExecutor(executors[isolation], dict(per_type or {}), executors)

@@ -6,6 +6,7 @@ Nothing here talks to AWS or reads the clock, so every rule is unit-tested direc
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -103,16 +104,28 @@ class CircuitBreaker:
     """Per job type: CLOSED -> (N consecutive failures) OPEN -> (cooldown) HALF_OPEN -> one trial job ->
     CLOSED on success, OPEN again on failure. Callers pass ``now``; the runtime holds the lock."""
 
-    def __init__(self, failure_threshold: int, cooldown_seconds: float) -> None:
+    def __init__(
+        self,
+        failure_threshold: int,
+        cooldown_seconds: float,
+        per_type: Mapping[str, tuple[int, float]] | None = None,
+    ) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown_seconds = cooldown_seconds
+        self._per_type = dict(per_type or {})  # job type -> (threshold, cooldown), from JOB_BREAKERS
         self._types: dict[str, _TypeBreaker] = {}
+
+    def _cooldown(self, job_type: str) -> float:
+        return self._per_type.get(job_type, (self.failure_threshold, self.cooldown_seconds))[1]
+
+    def _threshold(self, job_type: str) -> int:
+        return self._per_type.get(job_type, (self.failure_threshold, self.cooldown_seconds))[0]
 
     def state(self, job_type: str, now: float) -> BreakerState:
         breaker = self._types.get(job_type)
         if breaker is None:
             return BreakerState.CLOSED
-        if breaker.state is BreakerState.OPEN and now - breaker.opened_at >= self.cooldown_seconds:
+        if breaker.state is BreakerState.OPEN and now - breaker.opened_at >= self._cooldown(job_type):
             breaker.state = BreakerState.HALF_OPEN
         return breaker.state
 
@@ -134,8 +147,8 @@ class CircuitBreaker:
         if state is BreakerState.CLOSED:
             return 0.0
         if state is BreakerState.HALF_OPEN:
-            return self.cooldown_seconds / 4
-        return max(0.0, self._types[job_type].opened_at + self.cooldown_seconds - now)
+            return self._cooldown(job_type) / 4
+        return max(0.0, self._types[job_type].opened_at + self._cooldown(job_type) - now)
 
     def record_success(self, job_type: str) -> None:
         self._types.pop(job_type, None)
@@ -145,7 +158,7 @@ class CircuitBreaker:
         breaker = self._types.setdefault(job_type, _TypeBreaker())
         breaker.consecutive_failures += 1
         if breaker.state is BreakerState.HALF_OPEN or (
-            breaker.state is BreakerState.CLOSED and breaker.consecutive_failures >= self.failure_threshold
+            breaker.state is BreakerState.CLOSED and breaker.consecutive_failures >= self._threshold(job_type)
         ):
             breaker.state, breaker.opened_at, breaker.trial_running = BreakerState.OPEN, now, False
             return True

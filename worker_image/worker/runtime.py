@@ -92,7 +92,11 @@ class Worker:
         self.transport = transport
         self._read_memory = memory_reader
         self._executor = executor or make_executor(
-            config.isolation, config.handler_modules, config.recycle_after_jobs, config.recycle_rss_bytes
+            config.isolation,
+            config.handler_modules,
+            config.recycle_after_jobs,
+            config.recycle_rss_bytes,
+            config.job_isolation,
         )
         self._status = status_store
         self._protection = protection
@@ -103,7 +107,9 @@ class Worker:
         self._held: dict[str, _Held] = {}  # by receipt handle
         self._running = 0
         self._pending_deletes: list[_Held] = []
-        self._breaker = CircuitBreaker(config.breaker_failure_threshold, config.breaker_cooldown_seconds)
+        self._breaker = CircuitBreaker(
+            config.breaker_failure_threshold, config.breaker_cooldown_seconds, config.job_breakers
+        )
         self._footprint = FootprintEstimator()
         self._paused = False
         self._stop = threading.Event()

@@ -20,6 +20,7 @@ from typing import Any
 
 from cdk_app.workload import (
     ARCHITECTURES,
+    DEFAULT_BREAKER,
     DEFAULT_EPHEMERAL_GIB,
     EXAMPLE_HANDLERS,
     MAX_EPHEMERAL_GIB,
@@ -315,9 +316,9 @@ class JobTypeConfig:
                                  doc="Handler deadline; 0 = the tier's max_job_seconds (never above it).")
     isolation: str = _spec("str", default="thread", choices=("thread", "process"),
                            doc="`process`: the handler runs in a recycled child process (killable).")
-    breaker_failures: int = _spec("int", default=5, minimum=1, maximum=1000,
+    breaker_failures: int = _spec("int", default=DEFAULT_BREAKER[0], minimum=1, maximum=1000,
                                   doc="Consecutive transient failures that open the type's breaker.")
-    breaker_cooldown_seconds: int = _spec("int", default=60, minimum=1, maximum=900,
+    breaker_cooldown_seconds: int = _spec("int", default=DEFAULT_BREAKER[1], minimum=1, maximum=900,
                                           doc="Seconds an open breaker defers the type's jobs.")
 
 

@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_HANDLERS = ("worker.examples",)
 
 ARCHITECTURES = ("x86_64", "arm64")
+# The worker's own breaker defaults (WORKER_BREAKER_FAILURES / _COOLDOWN_SECONDS): (failures, seconds).
+DEFAULT_BREAKER = (5, 60)
 # Fargate: 20 GiB is the default (nothing set); 21-200 GiB are configurable.
 DEFAULT_EPHEMERAL_GIB, MAX_EPHEMERAL_GIB = 20, 200
 

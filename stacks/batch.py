@@ -21,7 +21,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -31,7 +30,7 @@ from stacks.constructs.batch_compute import BatchCompute, runnable_time_limits
 from stacks.constructs.batch_failure_route import BatchFailureRoute
 from stacks.constructs.batch_feed_pipe import BatchFeedPipe
 from stacks.constructs.batch_job_definition import BatchJobDefinition
-from stacks.constructs.hardened_container import worker_image_asset
+from stacks.constructs.team_workload import container_image
 from stacks.constructs.tier_queue import TierQueue
 from stacks.retention import removal_policy
 
@@ -52,10 +51,6 @@ class BatchStack(cdk.Stack):
         if not config.batch_tiers:
             raise ValueError("BatchStack needs at least one tier with runtime = \"batch\"")
         self.compute = BatchCompute(self, "Compute", config=config.batch, vpc=vpc)
-        # The worker image asset the Fargate tiers use (same directory and platform, so the same
-        # asset hash: built and pushed once). x86-64, like `batch.instance_classes` must be.
-        image = ecs.ContainerImage.from_docker_image_asset(
-            worker_image_asset(self, "WorkerImage"))
 
         self.tiers: dict[str, BatchTier] = {}
         for tier in config.batch_tiers:
@@ -68,6 +63,9 @@ class BatchStack(cdk.Stack):
                 job_state_time_limit_actions=runnable_time_limits(
                     config.batch.runnable_timeout_seconds),
             )
+            # The default is the worker image asset the Fargate tiers use (same directory and
+            # platform, so the same asset hash: built and pushed once).
+            image = container_image(self, tier.image_spec, tier.architecture)
             job = BatchJobDefinition(scope_, "Job", config=config, tier=tier,
                                      status_table=status_table, key=key, image=image)
             queues = tier_queues[tier.name]

@@ -18,11 +18,12 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from cdk_app.workload import parse_image
 from stacks.constructs.api_service import ApiService
 from stacks.constructs.backlog_scaling import BacklogScaling
 from stacks.constructs.cluster import JobCluster
-from stacks.constructs.hardened_container import worker_image_asset
 from stacks.constructs.load_balancer import PublicLoadBalancer
+from stacks.constructs.team_workload import container_image
 from stacks.constructs.tier_queue import TierQueue
 from stacks.constructs.worker_service import WorkerService
 
@@ -30,20 +31,20 @@ from stacks.constructs.worker_service import WorkerService
 class ComputeStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  vpc: ec2.IVpc, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2, **kwargs) -> None:
+                 status_table: dynamodb.ITableV2,
+                 **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         job_cluster = JobCluster(self, "Cluster", vpc=vpc)
         self.cluster: ecs.Cluster = job_cluster.cluster
-        worker_image = ecs.ContainerImage.from_docker_image_asset(
-            worker_image_asset(self, "WorkerImage"))
 
         self.worker_services: dict[str, ecs.FargateService] = {}
         self.worker_scaling: dict[str, BacklogScaling] = {}
         for tier in config.service_tiers:
             worker = WorkerService(
                 self, f"Workers-{tier.name}", config=config, tier=tier,
-                tier_queue=tier_queues[tier.name], cluster=self.cluster, image=worker_image,
+                tier_queue=tier_queues[tier.name], cluster=self.cluster,
+                image=container_image(self, tier.image_spec, tier.architecture),
                 status_table=status_table)
             worker.service.node.add_dependency(job_cluster.capacity_providers)
             self.worker_services[tier.name] = worker.service
@@ -54,8 +55,7 @@ class ComputeStack(cdk.Stack):
         entry = PublicLoadBalancer(self, "Ingress", config=config, vpc=vpc)
         self.load_balancer = entry.load_balancer
         self.access_log_bucket = entry.access_log_bucket
-        api_image = (ecs.ContainerImage.from_registry(config.api.image) if config.api.image
-                     else worker_image)
+        api_image = container_image(self, parse_image(config.api.image), config.api.architecture)
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
                          image=api_image, tier_queues=tier_queues, status_table=status_table)
         api.service.node.add_dependency(job_cluster.capacity_providers)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
+from stacks.constructs.results_bucket import ResultsBucket
 from stacks.constructs.tier_queue import TierQueue
 from stacks.retention import removal_policy
 
@@ -50,3 +52,9 @@ class StatefulStack(cdk.Stack):
             removal_policy=removal, point_in_time_recovery=config.app.retain, key=self.key,
         ).table
         cdk.CfnOutput(self, "JobStatusTableName", value=self.status_table.table_name)
+
+        # Job results (results/<jobId>.json), when [results] is enabled.
+        self.results_bucket: s3.IBucket | None = None
+        if config.results.enabled:
+            self.results_bucket = ResultsBucket(self, "Results", config=config).bucket
+            cdk.CfnOutput(self, "ResultsBucketName", value=self.results_bucket.bucket_name)

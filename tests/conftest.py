@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -80,3 +82,41 @@ def synthesized(tmp_path_factory):
 @pytest.fixture(scope="session")
 def stages(synthesized):
     return synthesized[1]
+
+
+TEAM_DEV_TOML = Path(__file__).parent / "support" / "team_dev.toml"
+
+
+def team_config_dir(directory: Path) -> Path:
+    """An environment directory: the shipped defaults.toml and the example team's dev.toml."""
+    from cdk_app.config import ENVIRONMENTS_DIR
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ENVIRONMENTS_DIR / "defaults.toml", directory / "defaults.toml")
+    shutil.copy(TEAM_DEV_TOML, directory / "dev.toml")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def team_synthesized(tmp_path_factory):
+    """The "Done when" scenario, synthesized once: a dev environment naming the example team package,
+    an extra variable, a Secrets Manager secret, an S3 read permission and a prebuilt image digest.
+
+    Returns (assembly directory, JobFleetStage); cdk-nag runs on it as on the shipped environments.
+    """
+    import aws_cdk as cdk
+
+    from cdk_app.app import add_environments, feature_flags, select_environments
+
+    directory = team_config_dir(tmp_path_factory.mktemp("team-environments"))
+    outdir = tmp_path_factory.mktemp("team-cdk.out")
+    app = cdk.App(context=feature_flags(), outdir=str(outdir))
+    (stage,) = add_environments(app, select_environments("dev", directory))
+    app.synth()
+    return outdir, stage
+
+
+@pytest.fixture(scope="session")
+def assemblies(synthesized, team_synthesized) -> list[Path]:
+    """Every synthesized assembly directory the scanners (cfn-lint, checkov, IAM) go over."""
+    return [Path(synthesized[0]), Path(team_synthesized[0])]

@@ -16,6 +16,8 @@ from stacks.constructs.hardened_container import (
     fargate_task_definition,
 )
 from stacks.constructs.job_status_table import grant_status_access
+from stacks.constructs.results_bucket import grant_results
+from stacks.constructs.team_workload import CPU_ARCHITECTURES
 from stacks.constructs.tier_queue import TierQueue
 
 API_PORT = 8080
@@ -39,7 +41,12 @@ class ApiService(Construct):
         api = config.api
         stack = cdk.Stack.of(self)
         self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=api.cpu,
-                                                       memory_mib=api.memory_mib)
+                                                       memory_mib=api.memory_mib,
+                                                       architecture=CPU_ARCHITECTURES[api.architecture])
+        # GET /jobs/{id}: small results inline, larger ones as a presigned URL.
+        result_settings = ({"RESULTS_INLINE_MAX_BYTES": str(config.results.inline_max_bytes),
+                            "RESULTS_URL_SECONDS": str(config.results.url_seconds)}
+                           if config.results.enabled else {})
         # The reference API is `python -m worker api`; a user's own image runs its own command.
         command = [] if api.image else ["python", "-m", "worker", "api"]
         self.container = add_hardened_container(
@@ -57,6 +64,7 @@ class ApiService(Construct):
                 "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
                 "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
                 "PORT": str(API_PORT),
+                **result_settings,
             },
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",
@@ -104,6 +112,7 @@ class ApiService(Construct):
         # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
         grant_status_access(status_table, role, "dynamodb:PutItem", "dynamodb:GetItem",
                             "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        grant_results(config, role, "s3:GetObject", self)
 
         # Request-driven work: CPU and (optionally) ALB requests per task, min..max from config.
         scaling = self.service.auto_scale_task_count(min_capacity=api.min_tasks,

@@ -24,6 +24,16 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
+from stacks.constructs.team_workload import (
+    CPU_ARCHITECTURES,
+    batch_secrets,
+    completion_environment,
+    fargate_storage_gib,
+    grant_completion,
+    grant_secrets_key,
+    job_type_environment,
+    team_permissions,
+)
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
 
@@ -52,19 +62,26 @@ class BatchJobDefinition(Construct):
         if key is not None:
             key.grant(self.job_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
+        grant_completion(self, config, self.job_role)
+        team_permissions(self, tier, self.job_role)
         container_props = {
             "image": image,
             "command": COMMAND,
             "cpu": tier.cpu / 1024,
             "memory": cdk.Size.mebibytes(tier.memory_mib),
             "environment": {
+                **tier.environment,
                 "TIER": tier.name,
+                "WORKER_HANDLERS": ",".join(tier.handler_modules),
                 "STATUS_TABLE": status_table.table_name,
                 "STATUS_TTL_DAYS": str(config.status.ttl_days),
                 "JOB_MAX_SECONDS": str(tier.max_job_seconds),
                 # Containers cannot reach instance metadata (IMDSv2, hop limit 1): name the region.
                 "AWS_DEFAULT_REGION": cdk.Aws.REGION,
+                **job_type_environment(config, tier),
+                **completion_environment(config),
             },
+            "secrets": batch_secrets(self, tier) or None,
             "job_role": self.job_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix=tier.name, log_group=self.log_group),
             "readonly_root_filesystem": True,
@@ -72,13 +89,19 @@ class BatchJobDefinition(Construct):
             "volumes": [batch.EcsVolume.host(name=TMP_VOLUME, container_path=TMP_PATH, readonly=False)],
         }
         if fargate:
+            storage = fargate_storage_gib(tier)
             self.container: batch.IEcsContainerDefinition = batch.EcsFargateContainerDefinition(
                 self, "Container", assign_public_ip=False,
-                fargate_platform_version=ecs.FargatePlatformVersion.LATEST, **container_props)
+                fargate_platform_version=ecs.FargatePlatformVersion.LATEST,
+                fargate_cpu_architecture=CPU_ARCHITECTURES[tier.architecture],
+                ephemeral_storage_size=cdk.Size.gibibytes(storage) if storage else None,
+                **container_props)
             reclaimed = FARGATE_SPOT_RECLAIMED
         else:
             self.container = batch.EcsEc2ContainerDefinition(self, "Container", **container_props)
             reclaimed = EC2_SPOT_RECLAIMED
+        # The container's execution role (created by CDK) reads the secrets; their key, when named.
+        grant_secrets_key(self, tier, self.container.execution_role)
         self.job_definition = batch.EcsJobDefinition(
             self, "JobDefinition",
             job_definition_name=config.resource_name(tier.name),

@@ -27,24 +27,29 @@ CONTAINER_USER = "10001"
 TMP_VOLUME = "tmp"
 
 
-def worker_image_asset(scope: Construct, construct_id: str) -> ecr_assets.DockerImageAsset:
-    """The image built from worker_image/ (one asset, shared by the API and every worker tier)."""
+def worker_image_asset(scope: Construct, construct_id: str,
+                       platform: ecr_assets.Platform = ecr_assets.Platform.LINUX_AMD64,
+                       ) -> ecr_assets.DockerImageAsset:
+    """The image built from worker_image/ (one asset per platform, shared by the API and the tiers)."""
     return ecr_assets.DockerImageAsset(
         scope, construct_id,
         directory=str(WORKER_IMAGE_DIR),
-        platform=ecr_assets.Platform.LINUX_AMD64,
+        platform=platform,
     )
 
 
-def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int,
-                            memory_mib: int) -> ecs.FargateTaskDefinition:
-    """An x86-64 Linux Fargate task definition with the writable /tmp volume declared."""
+def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int, memory_mib: int,
+                            architecture: ecs.CpuArchitecture = ecs.CpuArchitecture.X86_64,
+                            ephemeral_storage_gib: int | None = None) -> ecs.FargateTaskDefinition:
+    """A Linux Fargate task definition (x86-64 or Graviton) with the writable /tmp volume declared;
+    ``ephemeral_storage_gib`` None keeps Fargate's default 20 GiB."""
     task_definition = ecs.FargateTaskDefinition(
         scope, construct_id,
         cpu=cpu,
         memory_limit_mib=memory_mib,
+        ephemeral_storage_gib=ephemeral_storage_gib,
         runtime_platform=ecs.RuntimePlatform(
-            cpu_architecture=ecs.CpuArchitecture.X86_64,
+            cpu_architecture=architecture,
             operating_system_family=ecs.OperatingSystemFamily.LINUX,
         ),
     )
@@ -66,6 +71,7 @@ def add_hardened_container(
     stop_timeout_seconds: int, stream_prefix: str,
     health_check: ecs.HealthCheck | None = None,
     port_mappings: list[ecs.PortMapping] | None = None,
+    secrets: dict[str, ecs.Secret] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
     log_group = project_log_group(
@@ -78,6 +84,7 @@ def add_hardened_container(
         image=image,
         command=command,
         environment=environment,
+        secrets=secrets or None,
         essential=True,
         readonly_root_filesystem=True,
         user=CONTAINER_USER,

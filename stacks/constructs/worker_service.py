@@ -17,10 +17,19 @@ from stacks.constructs.hardened_container import (
     fargate_task_definition,
 )
 from stacks.constructs.job_status_table import grant_status_access
+from stacks.constructs.team_workload import (
+    CPU_ARCHITECTURES,
+    completion_environment,
+    ecs_secrets,
+    fargate_storage_gib,
+    grant_completion,
+    grant_secrets_key,
+    job_type_environment,
+    team_permissions,
+)
 from stacks.constructs.tier_queue import TierQueue
 from stacks.nag import acknowledge
 
-WORKER_HANDLERS = "worker.examples"
 HEALTH_FILE = "/tmp/worker-health"
 # Seconds of the ECS stopTimeout kept back from the worker's own drain budget, so that it has
 # released unstarted messages and exited before ECS sends SIGKILL.
@@ -43,29 +52,37 @@ class WorkerService(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  tier: TierConfig, tier_queue: TierQueue, cluster: ecs.ICluster,
-                 image: ecs.ContainerImage, status_table: dynamodb.ITableV2) -> None:
+                 image: ecs.ContainerImage, status_table: dynamodb.ITableV2,
+) -> None:
         super().__init__(scope, construct_id)
         queue, dlq = tier_queue.queue, tier_queue.dead_letter_queue
-        self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=tier.cpu,
-                                                       memory_mib=tier.memory_mib)
+        self.task_definition = fargate_task_definition(
+            self, "TaskDefinition", cpu=tier.cpu, memory_mib=tier.memory_mib,
+            architecture=CPU_ARCHITECTURES[tier.architecture],
+            ephemeral_storage_gib=fargate_storage_gib(tier))
         self.container = add_hardened_container(
             self.task_definition, "Worker",
             config=config,
             image=image,
             command=["python", "-m", "worker", "run"],
             environment={
+                # The team's own variables first: JobFleet's names are refused at synth anyway.
+                **tier.environment,
                 "TIER": tier.name,
                 "QUEUE_URL": queue.queue_url,
                 "DLQ_URL": dlq.queue_url,
                 "MAX_RECEIVE_COUNT": str(tier.max_receive_count),
                 "WORKER_CONCURRENCY": str(tier.concurrency),
-                "WORKER_HANDLERS": WORKER_HANDLERS,
+                "WORKER_HANDLERS": ",".join(tier.handler_modules),
                 "JOB_MAX_SECONDS": str(tier.max_job_seconds),
                 "WORKER_STOP_TIMEOUT_SECONDS": str(worker_drain_seconds(tier)),
                 "STATUS_TABLE": status_table.table_name,
                 "STATUS_TTL_DAYS": str(config.status.ttl_days),
                 "HEALTH_FILE": HEALTH_FILE,
+                **job_type_environment(config, tier),
+                **completion_environment(config),
             },
+            secrets=ecs_secrets(self, tier),
             stop_timeout_seconds=tier.stop_timeout_seconds,
             stream_prefix=tier.name,
             health_check=ecs.HealthCheck(
@@ -105,6 +122,9 @@ class WorkerService(Construct):
         queue.grant_send_messages(role)
         dlq.grant_send_messages(role)
         grant_status_access(status_table, role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        grant_completion(self, config, role)
+        team_permissions(self, tier, role)
+        grant_secrets_key(self, tier, self.task_definition.obtain_execution_role())
         # The worker holds scale-in protection through the ECS agent endpoint while it holds
         # messages, so a scale-in never stops a busy task. Scoped to this cluster's tasks.
         # A policy of its own, so that its acknowledged wildcard covers nothing else.

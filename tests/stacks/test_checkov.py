@@ -18,12 +18,12 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
 @pytest.fixture(scope="module")
-def checkov_report(synthesized):
+def checkov_report(assemblies):
     if not CHECKOV.exists():
         pytest.fail("checkov is missing: `make test` installs it into .venv-checkov")
-    outdir, _ = synthesized
+    directories = [arg for outdir in assemblies for arg in ("-d", str(outdir))]
     result = subprocess.run(
-        [str(CHECKOV), "-d", str(outdir), "--framework", "cloudformation",
+        [str(CHECKOV), *directories, "--framework", "cloudformation",
          "-o", "json", "--skip-download"],
         capture_output=True, text=True, timeout=600, check=False)
     reports = json.loads(result.stdout)

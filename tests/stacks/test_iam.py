@@ -46,10 +46,9 @@ def _policy_documents(template: dict):
 
 
 @pytest.fixture(scope="module")
-def statements(synthesized):
-    outdir, _ = synthesized
+def statements(assemblies):
     found = []
-    for path in sorted(outdir.glob("assembly-*/*.template.json")):
+    for path in sorted(p for outdir in assemblies for p in outdir.glob("assembly-*/*.template.json")):
         template = json.loads(path.read_text())
         found.extend((path.name, logical_id, s) for logical_id, s in _policy_documents(template))
     assert found, "no IAM policy found: the synth fixture is empty"

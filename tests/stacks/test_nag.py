@@ -21,8 +21,8 @@ def _acknowledgments(stage: cdk.Stage):
                     yield construct.node.path, rule, reason
 
 
-def test_every_acknowledgment_names_a_rule_and_a_specific_reason(stages):
-    for stage in stages.values():
+def test_every_acknowledgment_names_a_rule_and_a_specific_reason(stages, team_synthesized):
+    for stage in [*stages.values(), team_synthesized[1]]:
         for path, rule, reason in _acknowledgments(stage):
             if not rule.startswith("AwsSolutions::"):
                 continue  # aws-cdk-lib's own CloudFormation-Validate acknowledgments

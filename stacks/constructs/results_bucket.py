@@ -1,0 +1,79 @@
+"""The environment's results bucket: job results as `results/<jobId>.json` (config `[results]`).
+
+Encrypted (SSE-S3), TLS-only, public access blocked, owner-enforced; results expire by lifecycle after
+`results.expiry_days`. Workers and Batch jobs may put results, the API may read them; nothing else.
+Construct ID "Results" (in the Stateful stack) is frozen.
+
+The bucket's name is derived from the configuration and the stack's account and region
+(`<app>-<env>-results-<account>-<region>`), so the stacks that use it name it without a cross-stack
+export, and the IAM grants on `results/*` read the same in every template.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from stacks.checkov import skip_check
+from stacks.nag import acknowledge
+from stacks.retention import removal_policy
+
+RESULTS_PREFIX = "results/"
+
+
+def results_bucket_name(config: EnvironmentConfig) -> str | None:
+    """The results bucket's name in the stack being built (pseudo parameters), None when disabled."""
+    if not config.results.enabled:
+        return None
+    return f"{config.resource_name('results')}-{cdk.Aws.ACCOUNT_ID}-{cdk.Aws.REGION}"
+
+
+class ResultsBucket(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, construct_id)
+        results = config.results
+        self.bucket = s3.Bucket(
+            self, "Bucket",
+            bucket_name=results_bucket_name(config),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(
+                id="expire-results",
+                prefix=RESULTS_PREFIX,
+                expiration=cdk.Duration.days(results.expiry_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+            )],
+            removal_policy=removal_policy(config.app),
+            auto_delete_objects=not config.app.retain,
+        )
+        acknowledge(self.bucket, "S1",
+                    "Results are written only by the workers' task roles and read through the job API; "
+                    "the status table and job events record every write, so S3 server access logs "
+                    "would duplicate that trail.")
+        skip_check(self.bucket, "CKV_AWS_18",
+                   "Results are written only by the workers' task roles and read through the job API; "
+                   "the status table and job events already record every write.")
+        skip_check(self.bucket, "CKV_AWS_21",
+                   "Each result is written once under its jobId and expires by lifecycle; versioning "
+                   "would keep expired results as noncurrent versions past results.expiry_days.")
+
+
+def grant_results(config: EnvironmentConfig, role: iam.IRole, action: str, scope: Construct) -> None:
+    """`action` (s3:PutObject or s3:GetObject) on results/* only, as a policy of its own so that its
+    acknowledged object wildcard covers nothing else. Nothing when results are disabled."""
+    name = results_bucket_name(config)
+    if name is None:
+        return
+    objects = f"arn:{cdk.Aws.PARTITION}:s3:::{name}/{RESULTS_PREFIX}*"
+    policy = iam.Policy(scope, "ResultsAccess", roles=[role], statements=[
+        iam.PolicyStatement(actions=[action], resources=[objects])])
+    evidence = (f"arn:<AWS::Partition>:s3:::{config.resource_name('results')}-<AWS::AccountId>-<AWS::Region>"
+                f"/{RESULTS_PREFIX}*")
+    acknowledge(policy, f"IAM5[Resource::{evidence}]",
+                f"{action} on results/* of the results bucket only: result keys are results/<jobId>.json "
+                "and job ids are not known at deploy time.")

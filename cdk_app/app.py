@@ -24,6 +24,7 @@ from cdk_app.config import (
     EnvironmentConfig,
     load_all,
     load_environment,
+    with_prebuilt_image,
 )
 from cdk_app.stage import JobFleetStage
 
@@ -51,9 +52,16 @@ def main() -> int:
         # JOBFLEET_CONFIG_DIR points synth at another set of environment files (tests, forks).
         directory = Path(os.environ.get("JOBFLEET_CONFIG_DIR", ENVIRONMENTS_DIR))
         configs = select_environments(app.node.try_get_context("env"), directory)
+        # -c image=<registry>/<repo>@sha256:<digest>: the worker image CI built (no Docker here).
+        image = app.node.try_get_context("image")
+        if image:
+            configs = [with_prebuilt_image(config, str(image)) for config in configs]
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for config in configs:
+        for warning in config.warnings:
+            print(warning, file=sys.stderr)
     add_environments(app, configs)
     try:
         app.synth()

@@ -368,6 +368,8 @@ class EnvironmentConfig:
         default_factory=lambda: MappingProxyType({}))
     # `warning: ...` lines synth prints (examples still running, mutable image tags).
     warnings: tuple[str, ...] = ()
+    # The worker image as a prebuilt reference (`-c image=...`, set by CI); "" = built from worker_image/.
+    worker_image: str = ""
 
     @property
     def service_tiers(self) -> tuple[TierConfig, ...]:
@@ -423,6 +425,24 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
 
 def load_all(directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
     return [load_environment(name, directory) for name in known_environments(directory)]
+
+
+def with_prebuilt_image(config: EnvironmentConfig, reference: str) -> EnvironmentConfig:
+    """Every tier (and the API) that runs the default worker image runs ``reference`` instead: the image
+    CI built and pushed (`cdk synth -c image=<registry>/<repo>@sha256:<digest>`). Explicit images stay."""
+    try:
+        spec = parse_image(reference)
+    except WorkloadError as exc:
+        raise ConfigError("-c image", "image", exc.value, exc.allowed) from None
+    if not spec.prebuilt:
+        raise ConfigError("-c image", "image", reference,
+                          "a prebuilt image reference <registry>/<repository>@sha256:<digest>")
+    updated = dataclasses.replace(config, worker_image=reference)
+    warning = image_warning(spec)
+    if warning:
+        updated = dataclasses.replace(updated, warnings=(
+            *config.warnings, f"warning: -c image: image = {reference!r}: {warning}"))
+    return updated
 
 
 def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:

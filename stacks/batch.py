@@ -65,7 +65,7 @@ class BatchStack(cdk.Stack):
             )
             # The default is the worker image asset the Fargate tiers use (same directory and
             # platform, so the same asset hash: built and pushed once).
-            image = container_image(self, tier.image_spec, tier.architecture)
+            image = container_image(self, config, tier.image, tier.architecture)
             job = BatchJobDefinition(scope_, "Job", config=config, tier=tier,
                                      status_table=status_table, key=key, image=image)
             queues = tier_queues[tier.name]

@@ -18,7 +18,6 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.workload import parse_image
 from stacks.constructs.api_service import ApiService
 from stacks.constructs.backlog_scaling import BacklogScaling
 from stacks.constructs.cluster import JobCluster
@@ -44,7 +43,7 @@ class ComputeStack(cdk.Stack):
             worker = WorkerService(
                 self, f"Workers-{tier.name}", config=config, tier=tier,
                 tier_queue=tier_queues[tier.name], cluster=self.cluster,
-                image=container_image(self, tier.image_spec, tier.architecture),
+                image=container_image(self, config, tier.image, tier.architecture),
                 status_table=status_table)
             worker.service.node.add_dependency(job_cluster.capacity_providers)
             self.worker_services[tier.name] = worker.service
@@ -55,7 +54,7 @@ class ComputeStack(cdk.Stack):
         entry = PublicLoadBalancer(self, "Ingress", config=config, vpc=vpc)
         self.load_balancer = entry.load_balancer
         self.access_log_bucket = entry.access_log_bucket
-        api_image = container_image(self, parse_image(config.api.image), config.api.architecture)
+        api_image = container_image(self, config, config.api.image, config.api.architecture)
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
                          image=api_image, tier_queues=tier_queues, status_table=status_table)
         api.service.node.add_dependency(job_cluster.capacity_providers)

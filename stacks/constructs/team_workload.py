@@ -23,7 +23,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
-from cdk_app.workload import DEFAULT_BREAKER, DEFAULT_EPHEMERAL_GIB, REPO_ROOT, ImageSpec, SecretRef
+from cdk_app.workload import DEFAULT_BREAKER, DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
 from stacks.constructs.results_bucket import grant_results, results_bucket_name
 from stacks.nag import acknowledge
 
@@ -52,14 +52,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-def container_image(scope: Construct, spec: ImageSpec, architecture: str,
+def container_image(scope: Construct, config: EnvironmentConfig, image: str, architecture: str,
                     default_asset_id: str = "WorkerImage") -> ecs.ContainerImage:
-    """The image a tier (or the API) runs, created once per stack and reused.
+    """The image a tier (or the API) runs (its configured ``image``), created once per stack and reused.
 
-    Default: the worker image (worker_image/ plus jobs/) built for the tier's architecture; the x86-64
-    one keeps the released construct ID. A build directory: an asset of its own. A prebuilt ECR
-    reference: imported repository, so the execution role may pull from it; any other registry by URI.
+    Default: the worker image (worker_image/ plus jobs/) built for the tier's architecture (the x86-64
+    one keeps the released construct ID), or the prebuilt worker image CI passed (`-c image=...`). A
+    build directory: an asset of its own. A prebuilt ECR reference: imported repository, so the
+    execution role may pull from it; any other registry by URI.
     """
+    spec = parse_image(image or config.worker_image)
     stack = cdk.Stack.of(scope)
     if spec.prebuilt:
         if spec.ecr_account:

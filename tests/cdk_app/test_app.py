@@ -36,6 +36,9 @@ def test_synth_one_environment_with_every_aws_variable_unset(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     stages = [a for a in manifest["artifacts"].values() if a["type"] == "cdk:cloud-assembly"]
     assert [s["properties"]["directoryName"] for s in stages] == ["assembly-dev"]
+    # The shipped dev environment runs the examples: synth says so in one line.
+    assert ("warning: cdk_app/environments/dev.toml: tiers[critical,standard,batch].handlers = []: "
+            "environment 'dev' still runs JobFleet's example handlers") in result.stderr
 
 
 def test_fails_on_unknown_environment_with_known_names(tmp_path):
@@ -56,6 +59,14 @@ def test_fails_on_bad_config_with_one_line_and_no_traceback(tmp_path):
     assert len(lines) == 1
     assert "dev.toml: tiers[critical].min_tasks = 9: <= max_tasks (3)" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_fails_on_an_image_context_that_is_not_a_prebuilt_reference(tmp_path):
+    result = _run_app(tmp_path, {"env": "dev", "image": "worker_image"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: -c image: image = 'worker_image': a prebuilt image reference "
+        "<registry>/<repository>@sha256:<digest>")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, load_environment
+from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, load_environment, with_prebuilt_image
 from cdk_app.workload import SecretRef, parse_image, parse_secret
 
 DIGEST = "sha256:" + "ab" * 32
@@ -101,6 +101,20 @@ def test_image_forms():
     assert parse_image("worker_image").directory == "worker_image"
     public = parse_image("public.ecr.aws/team/worker:1.4")
     assert public.prebuilt and public.tag == "1.4" and not public.ecr_account and not public.pinned
+
+
+def test_a_prebuilt_worker_image_from_ci_replaces_only_the_default_image(tmp_path):
+    config = with_prebuilt_image(_load(tmp_path, TEAM_TIER.format(image="worker_image")), f"{ECR}@{DIGEST}")
+    assert config.worker_image == f"{ECR}@{DIGEST}"
+    assert config.tier("standard").image == "worker_image"  # an explicit image stays
+    tagged = with_prebuilt_image(load_environment("dev"), f"{ECR}:v7")
+    assert tagged.warnings[-1] == f"warning: -c image: image = '{ECR}:v7': mutable tag 'v7': a redeploy " \
+                                  "may run a different image; pin <registry>/<repository>@sha256:<digest>"
+
+
+def test_fails_on_a_prebuilt_image_context_without_tag_or_digest():
+    with pytest.raises(ConfigError, match=r"^-c image: image = '.*/team/worker': an image reference with"):
+        with_prebuilt_image(load_environment("dev"), ECR)
 
 
 def _tier(body: str) -> str:

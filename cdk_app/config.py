@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -443,6 +444,23 @@ def with_prebuilt_image(config: EnvironmentConfig, reference: str) -> Environmen
         updated = dataclasses.replace(updated, warnings=(
             *config.warnings, f"warning: -c image: image = {reference!r}: {warning}"))
     return updated
+
+
+def job_type_environment(config: EnvironmentConfig, tier: TierConfig) -> dict[str, str]:
+    """JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS for the job types this tier runs (only set keys):
+    how the per-job-type settings reach its workers, deployed (the stacks) and local alike."""
+    settings = {name: job for name, job in config.job_type_settings.items() if job.tier == tier.name}
+    timeouts = {name: job.timeout_seconds for name, job in settings.items() if job.timeout_seconds}
+    isolation = {name: job.isolation for name, job in settings.items() if job.isolation != "thread"}
+    breakers = {name: {"failures": job.breaker_failures, "cooldownSeconds": job.breaker_cooldown_seconds}
+                for name, job in settings.items()
+                if (job.breaker_failures, job.breaker_cooldown_seconds) != DEFAULT_BREAKER}
+    environment = {}
+    named = (("JOB_TIMEOUTS", timeouts), ("JOB_ISOLATION", isolation), ("JOB_BREAKERS", breakers))
+    for variable, value in named:
+        if value:
+            environment[variable] = json.dumps(value, sort_keys=True)
+    return environment
 
 
 def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:

@@ -46,7 +46,14 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 
-from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, TierConfig, load_environment
+from cdk_app.config import (
+    ENVIRONMENTS_DIR,
+    ConfigError,
+    EnvironmentConfig,
+    TierConfig,
+    job_type_environment,
+    load_environment,
+)
 from cdk_app.local_completion import EVENTS_FILE, LocalCompletion
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +72,6 @@ from worker.transport import send_ready_attributes  # noqa: E402
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_HANDLERS = "worker.examples"
 STOP_MARGIN_SECONDS = 5  # as the compute stack: the worker's drain budget is stopTimeout minus this
 POLL_WAIT_SECONDS = 2  # short long-polls so that Ctrl-C is answered within seconds
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -157,11 +163,11 @@ def job_summary(source: str, line: str) -> str | None:
 
 
 class LocalFleet:
-    def __init__(self, config: EnvironmentConfig, *, port: int, handlers: str, run_dir: Path,
+    def __init__(self, config: EnvironmentConfig, *, port: int, handlers: tuple[str, ...], run_dir: Path,
                  output: Output, batch_parallel: int = BATCH_PARALLEL) -> None:
         self.config = config
         self.port = port
-        self.handlers = handlers
+        self.extra_handlers = handlers  # --handlers: imported by every tier, after its configured ones
         self.run_dir = run_dir
         self.out = output
         self.batch_parallel = batch_parallel
@@ -283,20 +289,31 @@ class LocalFleet:
             TIER_QUEUES=json.dumps(self.queue_urls), JOB_TYPES=json.dumps(dict(self.config.job_types)),
             MAX_PAYLOAD_BYTES=str(self.config.api.max_payload_bytes), PORT=str(self.port), API_HOST=HOST,
             TIER_MAX_PAYLOAD_BYTES=json.dumps(self.config.tier_payload_limits()),
+            RESULTS_INLINE_MAX_BYTES=str(self.config.results.inline_max_bytes),
+            RESULTS_URL_SECONDS=str(self.config.results.url_seconds),
         )
         return self.spawn("api", ["api"], env, API_STOP_SECONDS)
 
     def worker_env(self, tier: TierConfig) -> dict[str, str]:
         env = self.base_env()
+        env.update(self.tier_env(tier))
         env.update(
             TIER=tier.name, QUEUE_URL=self.queue_urls[tier.name], DLQ_URL=self.dlq_urls[tier.name],
             MAX_RECEIVE_COUNT=str(tier.max_receive_count), WORKER_CONCURRENCY=str(tier.concurrency),
-            WORKER_HANDLERS=self.handlers, JOB_MAX_SECONDS=str(tier.max_job_seconds),
+            JOB_MAX_SECONDS=str(tier.max_job_seconds),
             WORKER_STOP_TIMEOUT_SECONDS=str(max(1, tier.stop_timeout_seconds - STOP_MARGIN_SECONDS)),
             HEALTH_FILE=str(self.run_dir / f"{tier.name}.health"), WORKER_ID=f"local-{tier.name}",
         )
         env.setdefault("WORKER_POLL_WAIT_SECONDS", str(POLL_WAIT_SECONDS))
         return env
+
+    def tier_env(self, tier: TierConfig) -> dict[str, str]:
+        """What the configuration gives a tier's containers: its variables, its handler modules (plus
+        --handlers) and its job types' settings. Locally a variable exported in your shell wins (point
+        an external API at a sandbox), and secrets are not fetched: export them and they pass through."""
+        modules = dict.fromkeys((*tier.handler_modules, *self.extra_handlers))
+        variables = {name: os.environ.get(name, value) for name, value in tier.environment.items()}
+        return {**variables, "WORKER_HANDLERS": ",".join(modules), **job_type_environment(self.config, tier)}
 
     def start(self) -> None:
         self.start_moto()
@@ -348,9 +365,11 @@ class LocalFleet:
         self.out.line(f"  tiers:        {tiers}")
         self.out.line(f"  job types:    {types}")
         self.out.line(f"  status table: {self.table_name}")
-        self.out.line(f"  results:      s3://{self.completion.bucket}/results/<jobId>.json")
-        self.out.line(f"  job events:   {self.completion.events_queue_url} "
-                      f"(also {self.run_dir / EVENTS_FILE})")
+        if self.config.results.enabled:
+            self.out.line(f"  results:      s3://{self.completion.bucket}/results/<jobId>.json")
+        if self.config.events.enabled:
+            self.out.line(f"  job events:   {self.completion.events_queue_url} "
+                          f"(also {self.run_dir / EVENTS_FILE})")
         self.out.line(f"  logs:         {self.run_dir}")
         self.out.line("Try:")
         self.out.line(f"  curl -s -X POST {url}/jobs -H 'content-type: application/json' "
@@ -480,7 +499,8 @@ class BatchPoller:
         envelope_file = self.fleet.run_dir / f"envelope-{message['MessageId']}.json"
         envelope_file.write_text(message["Body"])
         env = self.fleet.base_env()
-        env.update(TIER=self.tier.name, WORKER_HANDLERS=self.fleet.handlers,
+        env.update(self.fleet.tier_env(self.tier))
+        env.update(TIER=self.tier.name,
                    JOB_MAX_SECONDS=str(self.tier.max_job_seconds),
                    AWS_BATCH_JOB_ATTEMPT=str(attempt), AWS_BATCH_JOB_ID=f"local-{message['MessageId']}")
         proc = subprocess.Popen(
@@ -573,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-dir", type=Path, default=ENVIRONMENTS_DIR,
                         help="directory of defaults.toml + <env>.toml (default: cdk_app/environments)")
     parser.add_argument("--handlers", default="",
-                        help="extra handler modules (comma-separated), appended to WORKER_HANDLERS")
+                        help="extra handler modules (comma-separated), imported by every tier after "
+                             "its configured ones")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="where logs go (default: a new temporary directory)")
     args = parser.parse_args(argv)
@@ -583,8 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    base = os.environ.get("WORKER_HANDLERS") or DEFAULT_HANDLERS
-    handlers = ",".join(m.strip() for m in f"{base},{args.handlers}".split(",") if m.strip())
+    handlers = tuple(m.strip() for m in args.handlers.split(",") if m.strip())
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="jobfleet-local-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     fleet = LocalFleet(config, port=args.port or free_port(), handlers=handlers, run_dir=run_dir, output=out)

@@ -36,6 +36,7 @@ def event_summary(event: dict[str, Any]) -> str:
 class LocalCompletion:
     def __init__(self, config: EnvironmentConfig, client: Callable[[str], Any], run_dir: Path,
                  line: Callable[[str], None]) -> None:
+        self.config = config
         self.environment = config.resource_name()
         self.bucket = config.resource_name("results")
         self.events_queue_name = config.resource_name("job-events")
@@ -47,24 +48,36 @@ class LocalCompletion:
         self._thread = threading.Thread(target=self._watch, daemon=True, name="job-events")
 
     def create(self) -> None:
-        self._client("s3").create_bucket(Bucket=self.bucket)
+        if self.config.results.enabled:
+            self._client("s3").create_bucket(Bucket=self.bucket)
+        if not self.config.events.enabled:
+            return
+        bus = self.config.events.bus_name
+        events = self._client("events")
+        if bus != "default":
+            events.create_event_bus(Name=bus)
         sqs = self._client("sqs")
         self.events_queue_url = sqs.create_queue(QueueName=self.events_queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url,
                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = self._client("events")
-        events.put_rule(Name=self.events_queue_name, EventPattern=json.dumps({
+        events.put_rule(Name=self.events_queue_name, EventBusName=bus, EventPattern=json.dumps({
             "source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE],
             "detail": {"environment": [self.environment]}}))
-        events.put_targets(Rule=self.events_queue_name, Targets=[{"Id": "console", "Arn": arn}])
+        events.put_targets(Rule=self.events_queue_name, EventBusName=bus,
+                           Targets=[{"Id": "console", "Arn": arn}])
 
     def env(self) -> dict[str, str]:
-        """What the compute stack sets on the containers when results and events are on."""
-        return {"RESULTS_BUCKET": self.bucket, "JOB_EVENT_BUS": "default",
-                "JOBFLEET_ENVIRONMENT": self.environment}
+        """What the stacks set on the containers for results and events, as configured."""
+        env = {}
+        if self.config.results.enabled:
+            env["RESULTS_BUCKET"] = self.bucket
+        if self.config.events.enabled:
+            env.update(JOB_EVENT_BUS=self.config.events.bus_name, JOBFLEET_ENVIRONMENT=self.environment)
+        return env
 
     def start(self) -> None:
-        self._thread.start()
+        if self.config.events.enabled:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,7 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from cdk_app.config import EnvironmentConfig, TierConfig, job_type_environment
 from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
 from stacks.constructs.team_workload import (
@@ -31,7 +31,6 @@ from stacks.constructs.team_workload import (
     fargate_storage_gib,
     grant_completion,
     grant_secrets_key,
-    job_type_environment,
     team_permissions,
 )
 from stacks.nag import acknowledge

@@ -8,7 +8,6 @@ policy per role (`TeamPermissions`) built from the validated vocabulary and expl
 
 from __future__ import annotations
 
-import json
 import re
 
 import aws_cdk as cdk
@@ -23,7 +22,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
-from cdk_app.workload import DEFAULT_BREAKER, DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
+from cdk_app.workload import DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
 from stacks.constructs.results_bucket import grant_results, results_bucket_name
 from stacks.nag import acknowledge
 
@@ -161,22 +160,6 @@ def team_permissions(scope: Construct, tier: TierConfig, role: iam.IRole) -> iam
                     f"Named by the team in tiers[{tier.name}] (a key prefix, or Resource \"*\" for actions "
                     "that have no resource-level permissions); validated at synth.")
     return policy
-
-
-def job_type_environment(config: EnvironmentConfig, tier: TierConfig) -> dict[str, str]:
-    """JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS for the job types this tier runs (only set keys)."""
-    settings = {name: job for name, job in config.job_type_settings.items() if job.tier == tier.name}
-    timeouts = {name: job.timeout_seconds for name, job in settings.items() if job.timeout_seconds}
-    isolation = {name: job.isolation for name, job in settings.items() if job.isolation != "thread"}
-    breakers = {name: {"failures": job.breaker_failures, "cooldownSeconds": job.breaker_cooldown_seconds}
-                for name, job in settings.items()
-                if (job.breaker_failures, job.breaker_cooldown_seconds) != DEFAULT_BREAKER}
-    environment = {}
-    named = (("JOB_TIMEOUTS", timeouts), ("JOB_ISOLATION", isolation), ("JOB_BREAKERS", breakers))
-    for variable, value in named:
-        if value:
-            environment[variable] = json.dumps(value, sort_keys=True)
-    return environment
 
 
 def completion_environment(config: EnvironmentConfig) -> dict[str, str]:

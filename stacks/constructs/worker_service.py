@@ -9,7 +9,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from cdk_app.config import EnvironmentConfig, TierConfig, job_type_environment
 from stacks.constructs.cluster import capacity_provider_strategy
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
@@ -24,7 +24,6 @@ from stacks.constructs.team_workload import (
     fargate_storage_gib,
     grant_completion,
     grant_secrets_key,
-    job_type_environment,
     team_permissions,
 )
 from stacks.constructs.tier_queue import TierQueue

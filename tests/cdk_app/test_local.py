@@ -226,3 +226,92 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
         if str(run_dir) in with_run_dir:
             leftovers.append(proc)
     assert leftovers == [], leftovers
+
+
+@pytest.mark.slow
+def test_local_mode_runs_what_the_dev_config_names_with_results_and_events(tmp_path: Path):
+    """The example team's dev.toml: its package's jobs end to end, a stored result and a published
+    "Job State Change" event for each, on a service tier (thread and process isolation) and a batch tier."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.conftest import team_config_dir
+
+    class Partner(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.headers["Authorization"] == "Bearer local-key"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b'{"synced": 1}')
+
+        def log_message(self, *args):
+            pass
+
+    partner = ThreadingHTTPServer(("127.0.0.1", 0), Partner)
+    threading.Thread(target=partner.serve_forever, daemon=True).start()
+    config_dir = team_config_dir(tmp_path / "environments")
+    run_dir, out_path = tmp_path / "run", tmp_path / "local.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # The secret is exported in the shell (local mode fetches none); the shell's URL wins locally.
+    env.update(PARTNER_API_KEY="local-key", PARTNER_API_URL=f"http://127.0.0.1:{partner.server_port}")
+    env.pop("WORKER_HANDLERS", None)
+    with out_path.open("w") as out:
+        local = subprocess.Popen(
+            [sys.executable, "-m", "cdk_app.local", "--env", "dev", "--config-dir", str(config_dir),
+             "--run-dir", str(run_dir)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output = lambda: out_path.read_text()  # noqa: E731
+        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90, "banner")
+        assert local.poll() is None, output()
+        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+        assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
+        requests = {
+            "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
+            "usage.analyse": {"samples": [1, 2, 3]},
+            "partner.sync": {"account": "a-1"},
+        }
+        with httpx.Client(base_url=api, timeout=30) as client:
+            jobs = {}
+            for job_type, payload in requests.items():
+                response = client.post("/jobs", json={"type": job_type, "payload": payload})
+                assert response.status_code == 202, response.text
+                jobs[job_type] = response.json()["jobId"]
+
+            def finished() -> dict | None:
+                states = {t: client.get(f"/jobs/{j}").json() for t, j in jobs.items()}
+                return states if all(s["status"] in FINAL for s in states.values()) else None
+
+            final = wait_for(finished, 120, f"team jobs final; see {out_path}")
+        assert {t: s["status"] for t, s in final.items()} == dict.fromkeys(requests, "succeeded"), final
+        assert final["invoice.render"]["result"]["total"] == "12.50"
+        assert final["usage.analyse"]["result"]["mean"] == 2.0
+        assert final["partner.sync"]["result"] == {"account": "a-1", "partner": {"synced": 1}}
+        assert final["usage.analyse"]["resultLocation"] == (
+            f"s3://jobfleet-dev-results/results/{jobs['usage.analyse']}.json")
+
+        events_file = run_dir / "events.jsonl"
+
+        def events() -> dict | None:
+            lines = events_file.read_text().splitlines() if events_file.exists() else []
+            found = {json.loads(line)["detail"]["jobId"]: json.loads(line) for line in lines}
+            return found if set(jobs.values()) <= set(found) else None
+
+        published = wait_for(events, 30, "a Job State Change event per job")
+        for job_type, job_id in jobs.items():
+            event = published[job_id]
+            assert event["source"] == "jobfleet" and event["detail-type"] == "Job State Change"
+            assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
+            assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
+        assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
+    finally:
+        partner.shutdown()
+        if local.poll() is None:
+            local.send_signal(signal.SIGINT)
+        try:
+            local.wait(timeout=150)
+        except subprocess.TimeoutExpired:
+            os.killpg(local.pid, signal.SIGKILL)
+            raise
+    assert local.returncode == 0, out_path.read_text()

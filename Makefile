@@ -7,6 +7,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # ENV=dev synthesizes one environment; empty = all of them.
 ENV ?=
+# IMAGE=<registry>/<repo>@sha256:<digest>: deploy this prebuilt worker image instead of building one.
+IMAGE ?=
 
 .PHONY: setup synth test lint local clean diagram
 
@@ -34,7 +36,7 @@ setup: $(VENV)/.dev-installed node_modules/.installed .venv-checkov/.installed
 
 synth: $(VENV)/.runtime-installed node_modules/.installed
 	rm -rf cdk.out
-	npx --no-install cdk synth --quiet $(if $(ENV),-c env=$(ENV))
+	npx --no-install cdk synth --quiet $(if $(ENV),-c env=$(ENV)) $(if $(IMAGE),-c image=$(IMAGE))
 	$(PY) -m cdk_app.summary cdk.out
 
 # Regenerates docs/architecture.{dot,png} from the synthesized prod stage (needs graphviz `dot`).

@@ -28,14 +28,15 @@ def _on(workflow: dict) -> dict:
 
 def test_workflows_match_the_github_schema():
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 3
+    assert len(files) == 4
     result = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "deploy-environment.yml"])
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "deploy-environment.yml",
+                                  "worker-image.yml"])
 def test_no_long_lived_aws_keys(name):
     text = (WORKFLOWS / name).read_text()
     for forbidden in ("aws-access-key-id", "aws-secret-access-key", "AWS_SECRET_ACCESS_KEY"):
@@ -75,3 +76,39 @@ def test_each_deploy_runs_in_its_github_environment_through_oidc():
     credentials = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
     assert credentials and credentials[0]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
     assert any("cdk deploy" in step.get("run", "") for step in job["steps"])
+
+
+def test_worker_image_is_built_with_buildx_for_the_configured_platforms_and_deployed_by_digest():
+    workflow = _load("worker-image.yml")
+    build = workflow["jobs"]["build"]
+    assert build["permissions"]["id-token"] == "write"
+    steps = {step.get("id") or step.get("name") or step["uses"]: step for step in build["steps"]}
+    assert "python -m cdk_app.platforms" in steps["platforms"]["run"]
+    assert any("docker/setup-buildx-action" in step.get("uses", "") for step in build["steps"])
+    push = steps["build"]
+    assert push["uses"].startswith("docker/build-push-action@")
+    assert push["with"]["platforms"] == "${{ steps.platforms.outputs.platforms }}"
+    assert push["with"]["file"] == "worker_image/Dockerfile" and push["with"]["push"] is True
+    credentials = [s for s in build["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+    assert credentials[0]["with"]["role-to-assume"] == "${{ vars.AWS_IMAGE_ROLE_ARN }}"
+    assert any("amazon-ecr-login" in step.get("uses", "") for step in build["steps"])
+    assert "@${DIGEST}" in steps["reference"]["run"]
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["uses"] == "./.github/workflows/deploy-environment.yml"
+    assert deploy["with"]["image"] == "${{ needs.build.outputs.image }}"
+    inputs = _on(_load("deploy-environment.yml"))["workflow_call"]["inputs"]
+    assert inputs["image"]["required"] is False
+    synth = [s for s in _load("deploy-environment.yml")["jobs"]["deploy"]["steps"]
+             if "make synth" in s.get("run", "")]
+    assert 'IMAGE="$IMAGE"' in synth[0]["run"] and synth[0]["env"]["IMAGE"] == "${{ inputs.image }}"
+
+
+def test_platforms_command_prints_what_the_environment_runs(tmp_path):
+    from cdk_app.config import load_environment
+    from cdk_app.platforms import image_platforms, main
+    from tests.conftest import team_config_dir
+
+    assert image_platforms(load_environment("dev")) == ["linux/amd64"]
+    team = load_environment("dev", team_config_dir(tmp_path))  # its standard tier is arm64
+    assert image_platforms(team) == ["linux/amd64", "linux/arm64"]
+    assert main(["nope"]) == 2

@@ -26,9 +26,18 @@ def checkov_report(assemblies):
         [str(CHECKOV), *directories, "--framework", "cloudformation",
          "-o", "json", "--skip-download"],
         capture_output=True, text=True, timeout=600, check=False)
-    reports = json.loads(result.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    (report,) = [r for r in reports if r.get("check_type") == "cloudformation"]
+    # One JSON document per -d directory, printed one after the other.
+    decoder, text, position, reports = json.JSONDecoder(), result.stdout.strip(), 0, []
+    while position < len(text):
+        document, position = decoder.raw_decode(text, position)
+        reports += document if isinstance(document, list) else [document]
+        position = len(text) - len(text[position:].lstrip())
+    found = [r for r in reports if r.get("check_type") == "cloudformation"]
+    assert len(found) == len(assemblies), result.stderr[-2000:]
+    report = {"summary": {key: sum(r["summary"][key] for r in found)
+                          for key in ("passed", "failed", "skipped", "resource_count")},
+              "results": {key: [item for r in found for item in r["results"][key]]
+                          for key in ("failed_checks", "skipped_checks")}}
     summary = report["summary"]
     print(f"\ncheckov: {summary['passed']} passed, {summary['failed']} failed, "
           f"{summary['skipped']} skipped over {summary['resource_count']} resources")

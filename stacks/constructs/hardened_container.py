@@ -57,7 +57,8 @@ def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int, me
     task_definition.add_volume(name=TMP_VOLUME)
     acknowledge(task_definition, "ECS2",
                 "Container environment variables carry only non-secret wiring (queue URLs, "
-                "table name, job-type map, limits); no credentials or secrets are passed.")
+                "table name, job-type map, limits) and the team's plain `environment` values; "
+                "secrets go through the container's Secrets, never variables.")
     # The execution role's only wildcard: ecr:GetAuthorizationToken, which has no resource ARN.
     acknowledge(task_definition.obtain_execution_role(), "IAM5[Resource::*]",
                 "ecr:GetAuthorizationToken supports no resource-level permission; image pulls "

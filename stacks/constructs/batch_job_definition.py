@@ -26,8 +26,8 @@ from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
 from stacks.constructs.team_workload import (
     CPU_ARCHITECTURES,
-    batch_secrets,
     completion_environment,
+    container_secrets,
     fargate_storage_gib,
     grant_completion,
     grant_secrets_key,
@@ -80,7 +80,7 @@ class BatchJobDefinition(Construct):
                 **job_type_environment(config, tier),
                 **completion_environment(config),
             },
-            "secrets": batch_secrets(self, tier) or None,
+            "secrets": container_secrets(self, tier, batch.Secret) or None,
             "job_role": self.job_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix=tier.name, log_group=self.log_group),
             "readonly_root_filesystem": True,

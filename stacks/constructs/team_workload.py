@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import aws_cdk as cdk
-from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -99,23 +98,14 @@ def _secret_source(scope: Construct, name: str, ref: SecretRef):
     return secretsmanager.Secret.from_secret_name_v2(scope, construct_id, ref.name)
 
 
-def ecs_secrets(scope: Construct, tier: TierConfig) -> dict[str, ecs.Secret]:
-    """ECS container secrets; adding them grants the execution role read on exactly these."""
+def container_secrets(scope: Construct, tier: TierConfig, kind: type = ecs.Secret) -> dict:
+    """The tier's container secrets as ``kind`` (ecs.Secret for ECS, batch.Secret for AWS Batch);
+    adding them to a container grants its execution role read on exactly these."""
     secrets = {}
     for name, ref in tier.secrets.items():
         source = _secret_source(scope, name, ref)
-        secrets[name] = (ecs.Secret.from_ssm_parameter(source) if ref.source == "ssm"
-                         else ecs.Secret.from_secrets_manager(source, ref.json_key or None))
-    return secrets
-
-
-def batch_secrets(scope: Construct, tier: TierConfig) -> dict[str, batch.Secret]:
-    """The same for an AWS Batch container definition."""
-    secrets = {}
-    for name, ref in tier.secrets.items():
-        source = _secret_source(scope, name, ref)
-        secrets[name] = (batch.Secret.from_ssm_parameter(source) if ref.source == "ssm"
-                         else batch.Secret.from_secrets_manager(source, ref.json_key or None))
+        secrets[name] = (kind.from_ssm_parameter(source) if ref.source == "ssm"
+                         else kind.from_secrets_manager(source, ref.json_key or None))
     return secrets
 
 

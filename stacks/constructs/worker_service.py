@@ -20,7 +20,7 @@ from stacks.constructs.job_status_table import grant_status_access
 from stacks.constructs.team_workload import (
     CPU_ARCHITECTURES,
     completion_environment,
-    ecs_secrets,
+    container_secrets,
     fargate_storage_gib,
     grant_completion,
     grant_secrets_key,
@@ -81,7 +81,7 @@ class WorkerService(Construct):
                 **job_type_environment(config, tier),
                 **completion_environment(config),
             },
-            secrets=ecs_secrets(self, tier),
+            secrets=container_secrets(self, tier),
             stop_timeout_seconds=tier.stop_timeout_seconds,
             stream_prefix=tier.name,
             health_check=ecs.HealthCheck(

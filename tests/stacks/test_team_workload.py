@@ -133,11 +133,23 @@ def test_job_type_settings_reach_the_workers_of_their_tier(team):
     assert not {"JOB_TIMEOUTS", "JOB_ISOLATION", "JOB_BREAKERS"} & set(critical)
 
 
-def test_the_batch_tier_runs_the_team_package_too(team_synthesized):
+def test_the_batch_tier_runs_the_team_package_with_its_parameter_secret(team_synthesized):
     _, stage = team_synthesized
-    Template.from_stack(stage.batch).has_resource_properties("AWS::Batch::JobDefinition", {
-        "ContainerProperties": Match.object_like({"Environment": Match.array_with([
-            {"Name": "WORKER_HANDLERS", "Value": "team_jobs"}])})})
+    template = Template.from_stack(stage.batch)
+    (definition,) = template.find_resources("AWS::Batch::JobDefinition").values()
+    container = definition["Properties"]["ContainerProperties"]
+    assert {"Name": "WORKER_HANDLERS", "Value": "team_jobs"} in container["Environment"]
+    assert "USAGE_DB_URL" not in {e["Name"] for e in container["Environment"]}
+    (secret,) = container["Secrets"]
+    assert secret["Name"] == "USAGE_DB_URL"
+    assert json.dumps(secret["ValueFrom"]).endswith(':parameter/team/usage-db-url"]]}')
+    policies = template.find_resources("AWS::IAM::Policy").items()
+    reads = [(logical_id, statement) for logical_id, policy in policies
+             for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+             if "ssm:GetParameters" in statement["Action"]]
+    (logical_id, statement), = reads
+    assert "ContainerExecutionRole" in logical_id  # the execution role, not the job role
+    assert json.dumps(statement["Resource"]).endswith(':parameter/team/usage-db-url"]]}')
 
 
 def test_results_bucket_is_encrypted_tls_only_private_with_lifecycle(team_synthesized):

@@ -10,8 +10,8 @@ import uuid
 
 import boto3
 import pytest
-from worker.status import JobStatusStore
 
+from jobfleet_contract.status import JobStatusStore
 from tests.worker_image.conftest import SUPPORT_DIR, WORKER_IMAGE_DIR, records
 
 

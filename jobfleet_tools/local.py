@@ -1,6 +1,6 @@
 """Local mode: the whole platform on one machine, from the same environment files the CDK app uses.
 
-    python -m cdk_app.local [--env dev] [--port N] [--config-dir DIR] [--handlers mod[,mod]]
+    python -m jobfleet_tools local [--env dev] [--port N] [--config-dir DIR] [--handlers mod[,mod]]
 
 Starts moto as a server on 127.0.0.1 and creates in it, from ``load_environment(env)``: per tier the
 queue and its DLQ (visibility timeout, retention, RedrivePolicy with the tier's maxReceiveCount —
@@ -39,42 +39,41 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import boto3
 from botocore.config import Config
+from worker.config import DEFAULT_HANDLERS
+from worker.observability import UNKNOWN_TYPE
+from worker.policy import backoff_seconds
+from worker.run_one import EXIT_PERMANENT
+from worker.transport import send_ready_attributes
 
-from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, TierConfig, load_environment
+from jobfleet_config.config import (
+    ENVIRONMENTS_DIR,
+    ConfigError,
+    EnvironmentConfig,
+    TierConfig,
+    load_environment,
+)
+from jobfleet_contract import environment as names
+from jobfleet_contract.attributes import dead_letter_attributes
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import JobStatusStore
+from jobfleet_contract.timestamps import iso_now
 
 REPO = Path(__file__).resolve().parent.parent
-WORKER_IMAGE = REPO / "worker_image"
-if str(WORKER_IMAGE) not in sys.path:
-    sys.path.insert(0, str(WORKER_IMAGE))
-
-from worker.envelope import parse_envelope  # noqa: E402
-from worker.errors import PermanentError  # noqa: E402
-from worker.observability import UNKNOWN_TYPE  # noqa: E402
-from worker.policy import backoff_seconds, dead_letter_attributes  # noqa: E402
-from worker.run_one import EXIT_PERMANENT  # noqa: E402
-from worker.status import JobStatusStore  # noqa: E402
-from worker.transport import send_ready_attributes  # noqa: E402
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_HANDLERS = "worker.examples"
-STOP_MARGIN_SECONDS = 5  # as the compute stack: the worker's drain budget is stopTimeout minus this
 POLL_WAIT_SECONDS = 2  # short long-polls so that Ctrl-C is answered within seconds
 STARTUP_TIMEOUT_SECONDS = 60.0
 API_STOP_SECONDS = 10.0
 # The banner's example job (worker.examples' onboarding handler needs a userId).
 EXAMPLE_JOB = {"type": "onboarding", "payload": {"userId": "u-123"}}
 BATCH_PARALLEL = 2  # run-one processes at once per batch tier (AWS Batch runs many; two show it)
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def free_port() -> int:
@@ -232,14 +231,10 @@ class LocalFleet:
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("AWS_") or k in ("AWS_CA_BUNDLE",)}
-        pythonpath = [str(WORKER_IMAGE), str(REPO)]
-        if os.environ.get("PYTHONPATH"):
-            pythonpath.append(os.environ["PYTHONPATH"])
         env.update(
             AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=self.region,
             AWS_DEFAULT_REGION=self.region, AWS_ENDPOINT_URL=self.endpoint,
-            PYTHONPATH=os.pathsep.join(pythonpath), PYTHONUNBUFFERED="1",
-            STATUS_TABLE=self.table_name, STATUS_TTL_DAYS=str(self.config.status.ttl_days),
+            PYTHONUNBUFFERED="1",
         )
         return env
 
@@ -274,23 +269,25 @@ class LocalFleet:
 
     def start_api(self) -> Child:
         env = self.base_env()
-        env.update(
-            TIER_QUEUES=json.dumps(self.queue_urls), JOB_TYPES=json.dumps(dict(self.config.job_types)),
-            MAX_PAYLOAD_BYTES=str(self.config.api.max_payload_bytes), PORT=str(self.port), API_HOST=HOST,
-            TIER_MAX_PAYLOAD_BYTES=json.dumps(self.config.tier_payload_limits()),
-        )
+        # The compute stack's environment for the API container, with local values.
+        env.update(names.api_environment(
+            tier_queue_urls=self.queue_urls, job_types=self.config.job_types, status_table=self.table_name,
+            status_ttl_days=self.config.status.ttl_days, max_payload_bytes=self.config.api.max_payload_bytes,
+            tier_max_payload_bytes=self.config.tier_payload_limits(), port=self.port,
+        ), **{names.API_HOST: HOST})
         return self.spawn("api", ["api"], env, API_STOP_SECONDS)
 
     def worker_env(self, tier: TierConfig) -> dict[str, str]:
         env = self.base_env()
-        env.update(
-            TIER=tier.name, QUEUE_URL=self.queue_urls[tier.name], DLQ_URL=self.dlq_urls[tier.name],
-            MAX_RECEIVE_COUNT=str(tier.max_receive_count), WORKER_CONCURRENCY=str(tier.concurrency),
-            WORKER_HANDLERS=self.handlers, JOB_MAX_SECONDS=str(tier.max_job_seconds),
-            WORKER_STOP_TIMEOUT_SECONDS=str(max(1, tier.stop_timeout_seconds - STOP_MARGIN_SECONDS)),
-            HEALTH_FILE=str(self.run_dir / f"{tier.name}.health"), WORKER_ID=f"local-{tier.name}",
-        )
-        env.setdefault("WORKER_POLL_WAIT_SECONDS", str(POLL_WAIT_SECONDS))
+        # The worker service's container environment, with local values.
+        env.update(names.worker_environment(
+            tier=tier.name, queue_url=self.queue_urls[tier.name], dlq_url=self.dlq_urls[tier.name],
+            max_receive_count=tier.max_receive_count, concurrency=tier.concurrency, handlers=self.handlers,
+            max_job_seconds=tier.max_job_seconds, stop_timeout_seconds=tier.stop_timeout_seconds,
+            status_table=self.table_name, status_ttl_days=self.config.status.ttl_days,
+            health_file=str(self.run_dir / f"{tier.name}.health"),
+        ), **{names.WORKER_ID: f"local-{tier.name}"})
+        env.setdefault(names.WORKER_POLL_WAIT_SECONDS, str(POLL_WAIT_SECONDS))
         return env
 
     def start(self) -> None:
@@ -415,8 +412,8 @@ class BatchPoller:
         self.procs: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.run, daemon=True, name=f"batch-{tier.name}")
-        self.backoff_base = float(os.environ.get("WORKER_BACKOFF_BASE_SECONDS") or 2.0)
-        self.backoff_max = float(os.environ.get("WORKER_BACKOFF_MAX_SECONDS") or 900.0)
+        self.backoff_base = float(os.environ.get(names.WORKER_BACKOFF_BASE_SECONDS) or 2.0)
+        self.backoff_max = float(os.environ.get(names.WORKER_BACKOFF_MAX_SECONDS) or 900.0)
         self.log_path = fleet.run_dir / f"{tier.name}.log"
         self.log = self.log_path.open("a", encoding="utf-8")
 
@@ -470,9 +467,13 @@ class BatchPoller:
         envelope_file = self.fleet.run_dir / f"envelope-{message['MessageId']}.json"
         envelope_file.write_text(message["Body"])
         env = self.fleet.base_env()
-        env.update(TIER=self.tier.name, WORKER_HANDLERS=self.fleet.handlers,
-                   JOB_MAX_SECONDS=str(self.tier.max_job_seconds),
-                   AWS_BATCH_JOB_ATTEMPT=str(attempt), AWS_BATCH_JOB_ID=f"local-{message['MessageId']}")
+        # The Batch job definition's environment, plus what AWS Batch sets and the local handlers.
+        env.update(names.batch_job_environment(
+            tier=self.tier.name, status_table=self.fleet.table_name,
+            status_ttl_days=self.fleet.config.status.ttl_days, max_job_seconds=self.tier.max_job_seconds,
+            region=self.fleet.region,
+        ), **{names.WORKER_HANDLERS: self.fleet.handlers, names.AWS_BATCH_JOB_ATTEMPT: str(attempt),
+              names.AWS_BATCH_JOB_ID: f"local-{message['MessageId']}"})
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run-one", "--envelope-file", str(envelope_file)],
             env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -521,7 +522,7 @@ class BatchPoller:
         attributes, _dropped = dead_letter_attributes(
             send_ready_attributes(message.get("MessageAttributes", {})), error_type=error_type,
             error_message=error_message, attempt=attempt,
-            worker_id=f"local-batch-{self.tier.name}", failed_at=_iso_now(), job_type=job_type,
+            worker_id=f"local-batch-{self.tier.name}", failed_at=iso_now(), job_type=job_type,
         )
         self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=message["Body"],
                               MessageAttributes=attributes)
@@ -557,7 +558,8 @@ class BatchPoller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdk_app.local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jobfleet_tools local",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="dev", help="environment to run (default: dev)")
     parser.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--config-dir", type=Path, default=ENVIRONMENTS_DIR,
@@ -573,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    base = os.environ.get("WORKER_HANDLERS") or DEFAULT_HANDLERS
+    base = os.environ.get(names.WORKER_HANDLERS) or DEFAULT_HANDLERS
     handlers = ",".join(m.strip() for m in f"{base},{args.handlers}".split(",") if m.strip())
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="jobfleet-local-"))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -602,6 +604,3 @@ def main(argv: list[str] | None = None) -> int:
     out.line("local mode stopped")
     return fleet.exit_code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import sys
 
 # name -> (module exposing `main(argv: list[str]) -> int`, one-line help). Add a command here.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "local": ("jobfleet_tools.local", "run the whole platform on this machine (moto, API, workers)"),
+    "local": ("jobfleet_tools.local.cli", "run the whole platform on this machine (moto, API, workers)"),
     "redrive": ("jobfleet_tools.ops", "send a tier's dead-lettered jobs back to its queue"),
     "diagram": ("jobfleet_tools.diagram", "architecture diagram of a synthesized environment"),
     "summary": ("jobfleet_tools.summary", "stacks and resource counts of cdk.out"),

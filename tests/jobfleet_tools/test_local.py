@@ -19,7 +19,8 @@ import psutil
 import pytest
 
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
-from jobfleet_tools.local import EXAMPLE_JOB, job_summary
+from jobfleet_tools.local.fleet import EXAMPLE_JOB
+from jobfleet_tools.local.processes import job_summary
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"

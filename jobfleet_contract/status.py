@@ -166,12 +166,14 @@ class JobStatusStore:
         return self._table.get_item(Key={JOB_ID: job_id}, ConsistentRead=True).get("Item")
 
 
-def status_store_from_env(env: Mapping[str, str]) -> JobStatusStore | None:
-    """The store a runtime writes through, from STATUS_TABLE / STATUS_TTL_DAYS / TIER; None when off."""
+def status_store_from_env(env: Mapping[str, str], dynamodb: Any = None) -> JobStatusStore | None:
+    """The store a runtime writes through, from STATUS_TABLE / STATUS_TTL_DAYS / TIER; None when off.
+    ``dynamodb``: a boto3 DynamoDB resource (default: boto3's, from the process environment)."""
     table_name, ttl_days = names.status_table_settings(env, DEFAULT_TTL_DAYS)
     if table_name is None:
         return None
-    import boto3  # only runtimes that track status pay for the resource API
+    if dynamodb is None:
+        import boto3  # only runtimes that track status pay for the resource API
 
-    return JobStatusStore(boto3.resource("dynamodb").Table(table_name), env.get(names.TIER) or "default",
-                          ttl_days)
+        dynamodb = boto3.resource("dynamodb")
+    return JobStatusStore(dynamodb.Table(table_name), env.get(names.TIER) or "default", ttl_days)

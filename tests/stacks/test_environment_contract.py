@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from redrive.settings import RedriveSettings
 from worker.__main__ import api_bind_address
@@ -52,7 +53,7 @@ class RecordingEnv(dict):
 def _parse_run_one(env: RecordingEnv) -> None:
     # An unregistered type: run-one reads its settings, then refuses the job before running anything.
     envelope = Envelope("env-contract", "not.registered", {}, "2026-01-01T00:00:00Z").to_json()
-    status_store_from_env(env)
+    status_store_from_env(env, boto3.resource("dynamodb", region_name="us-east-1"))  # no call is made
     assert run_one(envelope, None, env=env) == 2
 
 

@@ -18,7 +18,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import aws_cdk as cdk
 import cdk_nag
 
-from cdk_app.config import (
+from cdk_app.stage import JobFleetStage
+from jobfleet_config.config import (
     ENVIRONMENTS_DIR,
     ConfigError,
     EnvironmentConfig,
@@ -26,7 +27,6 @@ from cdk_app.config import (
     load_environment,
     with_prebuilt_image,
 )
-from cdk_app.stage import JobFleetStage
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 

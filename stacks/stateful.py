@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
 from stacks.constructs.results_bucket import ResultsBucket
 from stacks.constructs.tier_queue import TierQueue

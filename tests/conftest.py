@@ -89,7 +89,7 @@ TEAM_DEV_TOML = Path(__file__).parent / "support" / "team_dev.toml"
 
 def team_config_dir(directory: Path) -> Path:
     """An environment directory: the shipped defaults.toml and the example team's dev.toml."""
-    from cdk_app.config import ENVIRONMENTS_DIR
+    from jobfleet_config.config import ENVIRONMENTS_DIR
 
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(ENVIRONMENTS_DIR / "defaults.toml", directory / "defaults.toml")

@@ -83,7 +83,7 @@ def test_worker_image_is_built_with_buildx_for_the_configured_platforms_and_depl
     build = workflow["jobs"]["build"]
     assert build["permissions"]["id-token"] == "write"
     steps = {step.get("id") or step.get("name") or step["uses"]: step for step in build["steps"]}
-    assert "python -m cdk_app.platforms" in steps["platforms"]["run"]
+    assert "python -m jobfleet_tools platforms" in steps["platforms"]["run"]
     assert any("docker/setup-buildx-action" in step.get("uses", "") for step in build["steps"])
     push = steps["build"]
     assert push["uses"].startswith("docker/build-push-action@")
@@ -104,8 +104,8 @@ def test_worker_image_is_built_with_buildx_for_the_configured_platforms_and_depl
 
 
 def test_platforms_command_prints_what_the_environment_runs(tmp_path):
-    from cdk_app.config import load_environment
-    from cdk_app.platforms import image_platforms, main
+    from jobfleet_config.config import load_environment
+    from jobfleet_tools.platforms import image_platforms, main
     from tests.conftest import team_config_dir
 
     assert image_platforms(load_environment("dev")) == ["linux/amd64"]

@@ -21,7 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig, job_type_environment
+from jobfleet_config.config import EnvironmentConfig, TierConfig, job_type_environment
+from jobfleet_contract.environment import batch_job_environment
 from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
 from stacks.constructs.team_workload import (
@@ -70,13 +71,11 @@ class BatchJobDefinition(Construct):
             "memory": cdk.Size.mebibytes(tier.memory_mib),
             "environment": {
                 **tier.environment,
-                "TIER": tier.name,
-                "WORKER_HANDLERS": ",".join(tier.handler_modules),
-                "STATUS_TABLE": status_table.table_name,
-                "STATUS_TTL_DAYS": str(config.status.ttl_days),
-                "JOB_MAX_SECONDS": str(tier.max_job_seconds),
-                # Containers cannot reach instance metadata (IMDSv2, hop limit 1): name the region.
-                "AWS_DEFAULT_REGION": cdk.Aws.REGION,
+                **batch_job_environment(
+                    tier=tier.name, handlers=",".join(tier.handler_modules),
+                    status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
+                    max_job_seconds=tier.max_job_seconds, region=cdk.Aws.REGION,
+                ),
                 **job_type_environment(config, tier),
                 **completion_environment(config),
             },

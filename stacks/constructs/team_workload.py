@@ -20,8 +20,9 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
-from cdk_app.workload import DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
+from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.workload import DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
+from jobfleet_contract import environment as names
 from stacks.constructs.results_bucket import grant_results, results_bucket_name
 from stacks.nag import acknowledge
 
@@ -154,13 +155,10 @@ def team_permissions(scope: Construct, tier: TierConfig, role: iam.IRole) -> iam
 
 def completion_environment(config: EnvironmentConfig) -> dict[str, str]:
     """RESULTS_BUCKET / JOB_EVENT_BUS / JOBFLEET_ENVIRONMENT, as configured."""
-    environment = {}
-    if config.results.enabled:
-        environment["RESULTS_BUCKET"] = results_bucket_name(config)
-    if config.events.enabled:
-        environment["JOB_EVENT_BUS"] = config.events.bus_name
-        environment["JOBFLEET_ENVIRONMENT"] = config.resource_name()
-    return environment
+    return names.completion_environment(
+        results_bucket=results_bucket_name(config),
+        event_bus=config.events.bus_name if config.events.enabled else None,
+        environment_name=config.resource_name())
 
 
 def grant_completion(scope: Construct, config: EnvironmentConfig, role: iam.IRole) -> None:

@@ -40,5 +40,27 @@ def test_requirements_are_pinned_and_context_is_trimmed():
         if line.strip() and not line.startswith("#")
     ]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines)
-    ignored = (WORKER_IMAGE / ".dockerignore").read_text()
-    assert "**/__pycache__" in ignored and ".venv" in ignored
+    ignored = (WORKER_IMAGE / "Dockerfile.dockerignore").read_text().splitlines()
+    # The context is the repo root, trimmed to what the image copies: everything else is excluded.
+    assert ignored[ignored.index("*"):ignored.index("*") + 8] == [
+        "*", "!worker_image/Dockerfile", "!worker_image/requirements.txt", "!worker_image/worker",
+        "!jobfleet_contract", "!jobs", "jobs/**/tests", "jobs/*.md"]
+    assert "**/__pycache__" in ignored
+
+
+def test_image_ships_the_worker_and_the_contract_it_imports():
+    final = _stages()[-1]
+    assert "COPY worker_image/worker/ /app/worker/" in final
+    assert "COPY jobfleet_contract/ /app/jobfleet_contract/" in final
+    assert re.search(r"(?m)^\s+PYTHONPATH=/app:/app/jobs", final)
+
+
+def test_image_ships_the_team_packages_and_their_pinned_requirements():
+    final = _stages()[-1]
+    assert "COPY jobs/ /app/jobs/" in final
+    assert "COPY jobs/requirements.txt /tmp/jobs-requirements.txt" in _stages()[0]
+    assert "-r /tmp/jobs-requirements.txt" in _stages()[0]
+    team = [line for line in (WORKER_IMAGE.parent / "jobs" / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in team)
+    assert "COPY worker_image/requirements.txt /tmp/requirements.txt" in _stages()[0]

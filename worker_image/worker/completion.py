@@ -8,7 +8,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from worker.envelope import Envelope
+from jobfleet_contract import environment as names
+from jobfleet_contract.envelope import Envelope
 from worker.events import EventPublisher, event_publisher_from_env, job_state_change
 from worker.results import ResultStore, result_store_from_env
 
@@ -28,7 +29,8 @@ class Completion:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Completion:
-        return cls(result_store_from_env(env), event_publisher_from_env(env), env.get("TIER") or "default")
+        tier = env.get(names.TIER) or "default"
+        return cls(result_store_from_env(env), event_publisher_from_env(env), tier)
 
     def store_result(self, job_id: str, text: str | None) -> dict[str, Any] | None:
         """Store a succeeded job's result (JSON text); errors propagate: the result is part of the job."""

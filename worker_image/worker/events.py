@@ -14,19 +14,18 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from jobfleet_contract import environment as names
+from jobfleet_contract.status import DEAD_LETTERED, FAILED, SUCCEEDED
+from jobfleet_contract.timestamps import iso_now
 
 log = logging.getLogger("worker.events")
 
 EVENT_SOURCE = "jobfleet"
 DETAIL_TYPE = "Job State Change"
 SCHEMA_VERSION = "1"
-TERMINAL_STATES = ("succeeded", "failed", "dead-lettered")
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+TERMINAL_STATES = (SUCCEEDED, FAILED, DEAD_LETTERED)
 
 
 def job_state_change(
@@ -51,7 +50,7 @@ def job_state_change(
         "tier": tier,
         "state": state,
         "attempt": attempt,
-        "finishedAt": _iso_now(),
+        "finishedAt": iso_now(),
         "error": error,
         "result": dict(result) if result else None,
     }
@@ -91,9 +90,9 @@ class EventPublisher:
 
 
 def event_publisher_from_env(env: Mapping[str, str] = os.environ) -> EventPublisher | None:
-    bus = env.get("JOB_EVENT_BUS", "").strip()
-    if not bus:
+    _, bus, environment = names.completion_settings(env)
+    if bus is None:
         return None
     import boto3
 
-    return EventPublisher(boto3.client("events"), bus, env.get("JOBFLEET_ENVIRONMENT", ""))
+    return EventPublisher(boto3.client("events"), bus, environment)

@@ -24,23 +24,19 @@ import argparse
 import json
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from worker.envelope import Envelope, parse_envelope
-from worker.errors import InvalidEnvelope
+from jobfleet_contract.envelope import Envelope, parse_envelope
+from jobfleet_contract.errors import InvalidEnvelope
+from jobfleet_contract.timestamps import iso_now
 
 SQS_MAX_MESSAGE_BYTES = 262_144  # the limit every SQS queue accepts without raising MaximumMessageSize
 
 
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def build_envelope(job_type: str, payload: dict[str, Any], job_id: str | None = None) -> str:
     """The message body for a job; raises InvalidEnvelope (naming the field) for anything a worker refuses."""
-    body = Envelope(job_id or str(uuid.uuid4()), job_type, payload, _iso_now()).to_json()
+    body = Envelope(job_id or str(uuid.uuid4()), job_type, payload, iso_now()).to_json()
     parse_envelope(body)  # the worker's own validation: what passes here, the worker accepts
     size = len(body.encode())
     if size > SQS_MAX_MESSAGE_BYTES:

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.config import env_number
-from worker.errors import PermanentError
+from jobfleet_contract import environment as names
+from jobfleet_contract.environment import env_number
+from jobfleet_contract.errors import PermanentError
 
 log = logging.getLogger("worker.results")
 
@@ -59,8 +60,8 @@ class ResultStore:
 
 
 def result_store_from_env(env: Mapping[str, str] = os.environ) -> ResultStore | None:
-    bucket = env.get("RESULTS_BUCKET", "").strip()
-    if not bucket:
+    bucket, _, _ = names.completion_settings(env)
+    if bucket is None:
         return None
     import boto3
 
@@ -92,9 +93,9 @@ class ResultReader:
 def result_reader_settings(env: Mapping[str, str]) -> tuple[int, int]:
     """(inline max bytes, URL seconds) from RESULTS_INLINE_MAX_BYTES / RESULTS_URL_SECONDS."""
     inline = env_number(
-        env, "RESULTS_INLINE_MAX_BYTES", DEFAULT_INLINE_MAX_BYTES, minimum=0, maximum=262144, integer=True
+        env, names.RESULTS_INLINE_MAX_BYTES, DEFAULT_INLINE_MAX_BYTES, minimum=0, maximum=262144, integer=True
     )
     seconds = env_number(
-        env, "RESULTS_URL_SECONDS", DEFAULT_URL_SECONDS, minimum=1, maximum=MAX_URL_SECONDS, integer=True
+        env, names.RESULTS_URL_SECONDS, DEFAULT_URL_SECONDS, minimum=1, maximum=MAX_URL_SECONDS, integer=True
     )
     return int(inline), int(seconds)

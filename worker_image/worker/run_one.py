@@ -11,11 +11,14 @@ import os
 import time
 from collections.abc import Mapping
 
+from jobfleet_contract import environment as names
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.environment import ConfigError, env_number, parse_job_timeouts
+from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import FAILED, SUCCEEDED
 from worker.completion import Completion
-from worker.config import ConfigError, env_number, parse_job_timeouts
 from worker.dispatch import JobContext, handler_for, is_registered
-from worker.envelope import parse_envelope
-from worker.errors import PermanentError, error_type_name
+from worker.errors import error_type_name
 from worker.isolation import ThreadExecutor
 from worker.observability import UNKNOWN_TYPE, Metrics
 
@@ -31,11 +34,11 @@ def run_one(
     env: Mapping[str, str] = os.environ,
     completion: Completion | None = None,
 ) -> int:
-    tier = env.get("TIER") or "default"
+    tier = env.get(names.TIER) or "default"
     completion = completion or Completion(tier=tier)
     metrics = Metrics(tier)
-    worker_id = env.get("AWS_BATCH_JOB_ID") or f"run-one-{os.getpid()}"
-    attempt = int(env.get("AWS_BATCH_JOB_ATTEMPT") or 1)
+    worker_id = env.get(names.AWS_BATCH_JOB_ID) or f"run-one-{os.getpid()}"
+    attempt = int(env.get(names.AWS_BATCH_JOB_ATTEMPT) or 1)
     try:
         envelope = parse_envelope(envelope_text)
     except PermanentError as exc:
@@ -55,7 +58,7 @@ def run_one(
     try:
         max_seconds = parse_job_timeouts(env).get(
             envelope.job_type,
-            env_number(env, "JOB_MAX_SECONDS", DEFAULT_MAX_SECONDS, minimum=1, maximum=43200),
+            env_number(env, names.JOB_MAX_SECONDS, DEFAULT_MAX_SECONDS, minimum=1, maximum=43200),
         )
     except ConfigError as exc:
         log.error("invalid configuration", extra={"error": str(exc)})
@@ -78,7 +81,7 @@ def run_one(
         log.error("job failed", extra={"jobId": envelope.job_id, "error": error, "permanent": permanent})
         _record(status_store, "mark_failed", envelope.job_id, envelope.job_type, attempt, error)
         # Final either way: Batch retries only Spot reclaims, so the failure route dead-letters the job.
-        completion.finished(envelope, "failed", attempt, error=error)
+        completion.finished(envelope, FAILED, attempt, error=error)
         metrics.job_outcome(
             job_id=envelope.job_id,
             job_type=envelope.job_type if is_registered(envelope.job_type) else UNKNOWN_TYPE,
@@ -92,7 +95,7 @@ def run_one(
         )
         return EXIT_PERMANENT if permanent else EXIT_FAILED
     _record(status_store, "mark_succeeded", envelope.job_id, envelope.job_type, attempt, result)
-    completion.finished(envelope, "succeeded", attempt, result=result)
+    completion.finished(envelope, SUCCEEDED, attempt, result=result)
     metrics.job_outcome(
         job_id=envelope.job_id,
         job_type=envelope.job_type,

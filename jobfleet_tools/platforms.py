@@ -1,4 +1,5 @@
-"""Image platforms an environment runs: `python -m cdk_app.platforms dev` prints `linux/amd64,linux/arm64`.
+"""Image platforms an environment runs: `python -m jobfleet_tools platforms dev` prints e.g.
+`linux/amd64,linux/arm64`.
 
 Read by the worker-image workflow, so Buildx builds exactly the architectures the tiers and the API are
 configured for (`architecture` per tier, `api.architecture`). Bad input: one line, exit 2.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from cdk_app.config import ConfigError, EnvironmentConfig, load_environment
+from jobfleet_config.config import ConfigError, EnvironmentConfig, load_environment
 
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 
@@ -18,10 +19,10 @@ def image_platforms(config: EnvironmentConfig) -> list[str]:
     return [PLATFORMS[a] for a in sorted(architectures, key=list(PLATFORMS).index)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def main(argv: list[str]) -> int:
+    args = argv
     if len(args) != 1:
-        print("usage: python -m cdk_app.platforms ENV", file=sys.stderr)
+        print("usage: python -m jobfleet_tools platforms ENV", file=sys.stderr)
         return 2
     try:
         config = load_environment(args[0])
@@ -31,6 +32,3 @@ def main(argv: list[str] | None = None) -> int:
     print(",".join(image_platforms(config)))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

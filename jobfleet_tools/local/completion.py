@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract import environment as names
 
 EVENT_SOURCE = "jobfleet"  # worker.events.EVENT_SOURCE / DETAIL_TYPE, the documented schema
 DETAIL_TYPE = "Job State Change"
@@ -68,12 +69,10 @@ class LocalCompletion:
 
     def env(self) -> dict[str, str]:
         """What the stacks set on the containers for results and events, as configured."""
-        env = {}
-        if self.config.results.enabled:
-            env["RESULTS_BUCKET"] = self.bucket
-        if self.config.events.enabled:
-            env.update(JOB_EVENT_BUS=self.config.events.bus_name, JOBFLEET_ENVIRONMENT=self.environment)
-        return env
+        return names.completion_environment(
+            results_bucket=self.bucket if self.config.results.enabled else None,
+            event_bus=self.config.events.bus_name if self.config.events.enabled else None,
+            environment_name=self.environment)
 
     def start(self) -> None:
         if self.config.events.enabled:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cdk_app.workload import (
+from jobfleet_config.workload import (
     ARCHITECTURES,
     DEFAULT_BREAKER,
     DEFAULT_EPHEMERAL_GIB,
@@ -35,8 +34,10 @@ from cdk_app.workload import (
     image_warning,
     parse_image,
 )
+from jobfleet_contract import environment as names
 
-ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
+# The TOML files stay beside the CDK entry point; this package only reads them.
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "cdk_app" / "environments"
 DEFAULTS_FILE = "defaults.toml"
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -450,17 +451,12 @@ def job_type_environment(config: EnvironmentConfig, tier: TierConfig) -> dict[st
     """JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS for the job types this tier runs (only set keys):
     how the per-job-type settings reach its workers, deployed (the stacks) and local alike."""
     settings = {name: job for name, job in config.job_type_settings.items() if job.tier == tier.name}
-    timeouts = {name: job.timeout_seconds for name, job in settings.items() if job.timeout_seconds}
-    isolation = {name: job.isolation for name, job in settings.items() if job.isolation != "thread"}
-    breakers = {name: {"failures": job.breaker_failures, "cooldownSeconds": job.breaker_cooldown_seconds}
-                for name, job in settings.items()
-                if (job.breaker_failures, job.breaker_cooldown_seconds) != DEFAULT_BREAKER}
-    environment = {}
-    named = (("JOB_TIMEOUTS", timeouts), ("JOB_ISOLATION", isolation), ("JOB_BREAKERS", breakers))
-    for variable, value in named:
-        if value:
-            environment[variable] = json.dumps(value, sort_keys=True)
-    return environment
+    return names.job_type_environment(
+        timeouts={name: job.timeout_seconds for name, job in settings.items() if job.timeout_seconds},
+        isolation={name: job.isolation for name, job in settings.items() if job.isolation != "thread"},
+        breakers={name: (job.breaker_failures, job.breaker_cooldown_seconds) for name, job in settings.items()
+                  if (job.breaker_failures, job.breaker_cooldown_seconds) != DEFAULT_BREAKER},
+    )
 
 
 def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:

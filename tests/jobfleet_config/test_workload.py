@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, load_environment, with_prebuilt_image
-from cdk_app.workload import SecretRef, parse_image, parse_secret
+from jobfleet_config.config import ENVIRONMENTS_DIR, ConfigError, load_environment, with_prebuilt_image
+from jobfleet_config.workload import SecretRef, parse_image, parse_secret
 
 DIGEST = "sha256:" + "ab" * 32
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/worker"

@@ -650,6 +650,14 @@ def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[
         job = _build(JobTypeConfig, value, path, lambda field, _p=path: where(_p))
         if job.tier not in by_name:
             raise ConfigError(where(path), tier_path, job.tier, f"a known tier: {', '.join(by_name)}")
+        if not by_name[job.tier].is_service:
+            # run-one runs one job per container: no thread pool to leave, no breaker to trip.
+            for field, default in (("isolation", "thread"), ("breaker_failures", DEFAULT_BREAKER[0]),
+                                   ("breaker_cooldown_seconds", DEFAULT_BREAKER[1])):
+                if getattr(job, field) != default:
+                    raise ConfigError(where(path), f"{path}.{field}", getattr(job, field),
+                                      f"{default!r} for a job type of batch tier {job.tier!r} (each "
+                                      "Batch job runs alone in its own container)")
         limit = by_name[job.tier].max_job_seconds
         if job.timeout_seconds > limit:
             raise ConfigError(where(path), f"{path}.timeout_seconds", job.timeout_seconds,

@@ -231,6 +231,12 @@ def test_fails_on_an_unknown_job_type_isolation(tmp_path):
     _fails(tmp_path, body, "job_types.report.isolation", "'container'", "one of thread, process")
 
 
+def test_fails_on_process_isolation_for_a_batch_tier_job_type(tmp_path):
+    body = '[job_types]\nanalysis = { tier = "batch", isolation = "process" }'
+    _fails(tmp_path, body, "job_types.analysis.isolation", "'process'",
+           "'thread' for a job type of batch tier 'batch'")
+
+
 def test_fails_on_a_job_type_table_naming_an_unknown_tier(tmp_path):
     _fails(tmp_path, '[job_types]\nreport = { tier = "gpu" }', "job_types.report.tier", "'gpu'",
            "a known tier: critical, standard, batch")

@@ -9,10 +9,10 @@ import sys
 import uuid
 
 import pytest
-from worker.envelope import parse_envelope
-from worker.errors import InvalidEnvelope
 from worker.producer import build_envelope, send_job
 
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.errors import InvalidEnvelope
 from tests.worker_image.conftest import WORKER_IMAGE_DIR, drain_queue
 
 

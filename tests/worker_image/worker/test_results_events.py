@@ -21,8 +21,8 @@ from worker.api import ApiSettings, create_app
 from worker.completion import Completion
 from worker.events import DETAIL_TYPE, EVENT_SOURCE, EventPublisher
 from worker.results import ResultStore, result_key
-from worker.status import JobStatusStore
 
+from jobfleet_contract.status import JobStatusStore
 from tests.worker_image.conftest import SUPPORT_DIR, WORKER_IMAGE_DIR, send_job, wait_for
 
 REGION = "us-east-1"

@@ -34,7 +34,6 @@ from jobfleet_config.workload import (
     image_warning,
     parse_image,
 )
-from jobfleet_contract import environment as names
 
 # The TOML files stay beside the CDK entry point; this package only reads them.
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "cdk_app" / "environments"
@@ -381,6 +380,17 @@ class EnvironmentConfig:
     def batch_tiers(self) -> tuple[TierConfig, ...]:
         return tuple(t for t in self.tiers if not t.is_service)
 
+    def tier_job_settings(self, tier: TierConfig) -> dict[str, dict[str, Any]]:
+        """The non-default per-job-type settings of ``tier``'s types, as the keyword arguments of
+        jobfleet_contract.environment.job_type_environment (JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS)."""
+        jobs = {name: job for name, job in self.job_type_settings.items() if job.tier == tier.name}
+        return {
+            "timeouts": {name: job.timeout_seconds for name, job in jobs.items() if job.timeout_seconds},
+            "isolation": {name: job.isolation for name, job in jobs.items() if job.isolation != "thread"},
+            "breakers": {name: breaker for name, job in jobs.items()
+                         if (breaker := (job.breaker_failures, job.breaker_cooldown_seconds)) != DEFAULT_BREAKER},
+        }
+
     def tier(self, name: str) -> TierConfig:
         for tier in self.tiers:
             if tier.name == name:
@@ -445,18 +455,6 @@ def with_prebuilt_image(config: EnvironmentConfig, reference: str) -> Environmen
         updated = dataclasses.replace(updated, warnings=(
             *config.warnings, f"warning: -c image: image = {reference!r}: {warning}"))
     return updated
-
-
-def job_type_environment(config: EnvironmentConfig, tier: TierConfig) -> dict[str, str]:
-    """JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS for the job types this tier runs (only set keys):
-    how the per-job-type settings reach its workers, deployed (the stacks) and local alike."""
-    settings = {name: job for name, job in config.job_type_settings.items() if job.tier == tier.name}
-    return names.job_type_environment(
-        timeouts={name: job.timeout_seconds for name, job in settings.items() if job.timeout_seconds},
-        isolation={name: job.isolation for name, job in settings.items() if job.isolation != "thread"},
-        breakers={name: (job.breaker_failures, job.breaker_cooldown_seconds) for name, job in settings.items()
-                  if (job.breaker_failures, job.breaker_cooldown_seconds) != DEFAULT_BREAKER},
-    )
 
 
 def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:

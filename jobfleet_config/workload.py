@@ -13,8 +13,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from jobfleet_contract import environment as names
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_HANDLERS = ("worker.examples",)
 
@@ -26,14 +24,20 @@ DEFAULT_EPHEMERAL_GIB, MAX_EPHEMERAL_GIB = 20, 200
 
 _MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
-# JobFleet's own container variables (every name jobfleet_contract.environment defines, the worker's
-# tuning variables, the image's) and the prefixes AWS and JobFleet reserve: a team variable of the same
-# name would silently change how the runtime behaves.
+# JobFleet's own container variables (every name in jobfleet_contract.environment — a test keeps this
+# list complete — the worker's tuning variables, the image's) and the prefixes AWS and JobFleet reserve:
+# a team variable of the same name would silently change how the runtime behaves.
 RESERVED_ENV_NAMES = frozenset({
-    *(value for name, value in vars(names).items() if name.isupper() and isinstance(value, str)),
-    "HEALTH_MAX_AGE_SECONDS", "WORKER_MEMORY_HIGH_WATER", "WORKER_MEMORY_LOW_WATER",
-    "WORKER_MEMORY_LIMIT_MIB", "WORKER_ISOLATION", "WORKER_RECYCLE_AFTER_JOBS", "WORKER_RECYCLE_RSS_MIB",
-    "WORKER_BREAKER_FAILURES", "WORKER_BREAKER_COOLDOWN_SECONDS", "LOG_LEVEL",
+    "TIER", "QUEUE_URL", "DLQ_URL", "MAX_RECEIVE_COUNT", "WORKER_CONCURRENCY", "WORKER_HANDLERS",
+    "JOB_MAX_SECONDS", "JOB_TIMEOUTS", "JOB_ISOLATION", "JOB_BREAKERS", "WORKER_STOP_TIMEOUT_SECONDS",
+    "HEALTH_FILE", "HEALTH_MAX_AGE_SECONDS", "WORKER_ID", "WORKER_POLL_WAIT_SECONDS",
+    "WORKER_BACKOFF_BASE_SECONDS", "WORKER_BACKOFF_MAX_SECONDS", "WORKER_MEMORY_HIGH_WATER",
+    "WORKER_MEMORY_LOW_WATER", "WORKER_MEMORY_LIMIT_MIB", "WORKER_ISOLATION", "WORKER_RECYCLE_AFTER_JOBS",
+    "WORKER_RECYCLE_RSS_MIB", "WORKER_BREAKER_FAILURES", "WORKER_BREAKER_COOLDOWN_SECONDS",
+    "STATUS_TABLE", "STATUS_TTL_DAYS", "TIER_QUEUES", "JOB_TYPES", "MAX_PAYLOAD_BYTES",
+    "TIER_MAX_PAYLOAD_BYTES", "PORT", "API_HOST", "JOB_ENVELOPE", "MAX_REDRIVES", "RESULTS_BUCKET",
+    "RESULTS_INLINE_MAX_BYTES", "RESULTS_URL_SECONDS", "JOB_EVENT_BUS", "LOG_LEVEL",
+    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL",
     "PYTHONPATH", "PATH", "HOME", "MALLOC_MMAP_THRESHOLD_", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
 })
 RESERVED_ENV_PREFIXES = ("AWS_", "ECS_", "JOBFLEET_")

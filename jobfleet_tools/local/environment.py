@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig, job_type_environment
+from jobfleet_config.config import EnvironmentConfig, TierConfig
 from jobfleet_contract import environment as names
 from jobfleet_tools.local.completion import LocalCompletion
 from jobfleet_tools.local.processes import HOST, REPO
@@ -35,7 +35,7 @@ def tier_env(config: EnvironmentConfig, tier: TierConfig, completion: LocalCompl
     shell wins (point an external API at a sandbox); `secrets` are not fetched: exported ones pass
     through."""
     variables = {name: os.environ.get(name, value) for name, value in tier.environment.items()}
-    return {**variables, **job_type_environment(config, tier), **completion.env()}
+    return {**variables, **names.job_type_environment(**config.tier_job_settings(tier)), **completion.env()}
 
 
 def tier_handlers(tier: TierConfig, extra_handlers: tuple[str, ...]) -> str:

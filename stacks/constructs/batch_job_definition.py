@@ -21,7 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig, job_type_environment
+from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_contract import environment as names
 from jobfleet_contract.environment import batch_job_environment
 from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
@@ -76,7 +77,7 @@ class BatchJobDefinition(Construct):
                     status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
                     max_job_seconds=tier.max_job_seconds, region=cdk.Aws.REGION,
                 ),
-                **job_type_environment(config, tier),
+                **names.job_type_environment(**config.tier_job_settings(tier)),
                 **completion_environment(config),
             },
             "secrets": container_secrets(self, tier, batch.Secret) or None,

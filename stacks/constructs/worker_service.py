@@ -9,7 +9,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig, job_type_environment
+from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_contract import environment as names
 from jobfleet_contract.environment import worker_environment
 from stacks.constructs.cluster import capacity_provider_strategy
 from stacks.constructs.hardened_container import (
@@ -68,7 +69,7 @@ class WorkerService(Construct):
                     stop_timeout_seconds=tier.stop_timeout_seconds, status_table=status_table.table_name,
                     status_ttl_days=config.status.ttl_days, health_file=HEALTH_FILE,
                 ),
-                **job_type_environment(config, tier),
+                **names.job_type_environment(**config.tier_job_settings(tier)),
                 **completion_environment(config),
             },
             secrets=container_secrets(self, tier),

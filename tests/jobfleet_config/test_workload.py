@@ -117,6 +117,14 @@ def test_fails_on_a_prebuilt_image_context_without_tag_or_digest():
         with_prebuilt_image(load_environment("dev"), ECR)
 
 
+def test_every_container_variable_of_the_contract_is_reserved():
+    from jobfleet_config.workload import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
+    from jobfleet_contract import environment as names
+
+    defined = {value for name, value in vars(names).items() if name.isupper() and isinstance(value, str)}
+    assert {n for n in defined if not n.startswith(RESERVED_ENV_PREFIXES)} <= RESERVED_ENV_NAMES
+
+
 def _tier(body: str) -> str:
     return f'[[tiers]]\nname = "standard"\n{textwrap.dedent(body)}'
 

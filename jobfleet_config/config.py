@@ -384,11 +384,11 @@ class EnvironmentConfig:
         """The non-default per-job-type settings of ``tier``'s types, as the keyword arguments of
         jobfleet_contract.environment.job_type_environment (JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS)."""
         jobs = {name: job for name, job in self.job_type_settings.items() if job.tier == tier.name}
+        breakers = {name: (job.breaker_failures, job.breaker_cooldown_seconds) for name, job in jobs.items()}
         return {
             "timeouts": {name: job.timeout_seconds for name, job in jobs.items() if job.timeout_seconds},
             "isolation": {name: job.isolation for name, job in jobs.items() if job.isolation != "thread"},
-            "breakers": {name: breaker for name, job in jobs.items()
-                         if (breaker := (job.breaker_failures, job.breaker_cooldown_seconds)) != DEFAULT_BREAKER},
+            "breakers": {name: breaker for name, breaker in breakers.items() if breaker != DEFAULT_BREAKER},
         }
 
     def tier(self, name: str) -> TierConfig:

@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from cdk_app.app import feature_flags
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
+from jobfleet_contract.environment import REDRIVE_SERVICE_NAME
 from stacks.constructs.redrive_function import (
     ASSET_PACKAGES,
     HANDLER,
@@ -65,7 +66,7 @@ def test_function_settings_follow_config(templates, stages, env):
     assert function["TracingConfig"] == {"Mode": "Active"}
     variables = function["Environment"]["Variables"]
     assert variables["MAX_REDRIVES"] == str(config.redrive.max_redrives)
-    assert variables["POWERTOOLS_SERVICE_NAME"] == "jobfleet-redrive"
+    assert variables["POWERTOOLS_SERVICE_NAME"] == REDRIVE_SERVICE_NAME
     assert variables["STATUS_TABLE"] == stages[env].operations.resolve(
         stages[env].stateful.status_table.table_name)
 

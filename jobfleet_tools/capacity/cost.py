@@ -202,13 +202,13 @@ def estimate(config: EnvironmentConfig, inventory: Inventory, prices: dict[str, 
         Line("Always-on Fargate tasks", always_on,
              f"API {config.api.min_tasks} + workers {min_workers}"),
         Line("Container Insights", ci_metrics * cw["metric_month"], f"{ci_metrics} metrics"),
-        Line("KMS keys", inventory.kms_keys * prices["kms"]["key_month"], f"{inventory.kms_keys} keys"),
+        Line("KMS keys", inventory.kms_keys * prices["kms"]["key_month"], f"{inventory.kms_keys} key(s)"),
         Line("CloudWatch alarms", inventory.alarm_metrics * cw["alarm_metric_month"],
              f"{inventory.alarm_metrics} alarm metrics"),
         Line("CloudWatch dashboard", inventory.dashboards * cw["dashboard_month"],
              f"{inventory.dashboards}"),
         Line("CloudWatch Logs", log_gb * cw["logs_ingest_gb"] + stored_gb * cw["logs_storage_gb_month"],
-             f"{log_gb:g} GB in, {stored_gb:g} GB kept"),
+             f"{log_gb:g} GB in, {stored_gb:.1f} GB kept"),
     ]
     variable = _variable_lines(config, prices, results, trace_hours) if results else []
     # The other choice of network.vpc_endpoints, everything else equal.
@@ -278,14 +278,16 @@ def money(value: float) -> str:
 def format_estimate(est: Estimate) -> str:
     """A Markdown table: JobFleet's lines, then the single box beside the total."""
     width = max(len(line.item) for line in (*est.fixed, *est.variable, est.single_box)) + 2
+    ours_title = f"JobFleet {est.env}"
+    ours_width = max(len(ours_title), 12)
     rows = [f"Monthly cost, {est.env} ({est.region} list prices as of {est.as_of})"
             + (f", variable part from trace {est.trace}" if est.trace else ""),
             "",
-            f"| {'item':<{width}} | {'JobFleet ' + est.env:>14} | {'single box':>12} | note",
-            f"|{'-' * (width + 2)}|{'-' * 16}:|{'-' * 13}:|------"]
+            f"| {'item':<{width}} | {ours_title:>{ours_width}} | {'single box':>12} | note |",
+            f"|{'-' * (width + 2)}|{'-' * (ours_width + 1)}:|{'-' * 13}:|------|"]
 
     def row(item: str, ours: str, box: str, note: str = "") -> None:
-        rows.append(f"| {item:<{width}} | {ours:>14} | {box:>12} | {note}")
+        rows.append(f"| {item:<{width}} | {ours:>{ours_width}} | {box:>12} | {note} |")
 
     for line in est.fixed:
         row(line.item, money(line.monthly), "", line.note)

@@ -7,6 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
@@ -28,13 +29,16 @@ class ApiService(Construct):
     """Fargate service in private subnets, no public IP, registered with the ALB listener.
 
     Its task role may send to the tier queues (and read their attributes) and nothing else on
-    them: no receive, no delete. It may create, read and withdraw job status records.
+    them: no receive, no delete. It may create, read and withdraw job status records. With
+    `wake_services` (tiers that scale to zero) it may describe those services and set their desired
+    count (worker/wake.py starts the first task when a job arrives), on those services only.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
                  image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2) -> None:
+                 status_table: dynamodb.ITableV2,
+                 wake_services: dict[str, ecs.FargateService] | None = None) -> None:
         super().__init__(scope, construct_id)
         api = config.api
         stack = cdk.Stack.of(self)
@@ -42,6 +46,13 @@ class ApiService(Construct):
                                                        memory_mib=api.memory_mib)
         # The reference API is `python -m worker api`; a user's own image runs its own command.
         command = [] if api.image else ["python", "-m", "worker", "api"]
+        wake_services = wake_services or {}
+        wake_environment = {
+            "WAKE_SERVICES": stack.to_json_string(
+                {tier: f"{cluster.cluster_name}/{service.service_name}"
+                 for tier, service in wake_services.items()}),
+            "WAKE_INTERVAL_SECONDS": str(api.wake_interval_seconds),
+        } if wake_services else {}
         self.container = add_hardened_container(
             self.task_definition, "Api",
             config=config,
@@ -57,6 +68,7 @@ class ApiService(Construct):
                 "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
                 "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
                 "PORT": str(API_PORT),
+                **wake_environment,
             },
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",
@@ -104,6 +116,12 @@ class ApiService(Construct):
         # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
         grant_status_access(status_table, role, "dynamodb:PutItem", "dynamodb:GetItem",
                             "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        if wake_services:
+            # Read and raise the desired count of the services that scale to zero, nothing else:
+            # UpdateService could also change their task definition, so no other service is named.
+            iam.Policy(self, "WakePolicy", roles=[role], statements=[iam.PolicyStatement(
+                sid="WakeFromZero", actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                resources=[service.service_arn for service in wake_services.values()])])
 
         # Request-driven work: CPU and (optionally) ALB requests per task, min..max from config.
         scaling = self.service.auto_scale_task_count(min_capacity=api.min_tasks,

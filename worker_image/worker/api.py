@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.config import ConfigError, env_number
 from worker.envelope import Envelope
+from worker.wake import ServiceWaker
 
 log = logging.getLogger("worker.api")
 
@@ -402,8 +403,12 @@ def _status_from_item(item: dict) -> JobStatus:
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 
 
-def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
-    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
+               waker: ServiceWaker | None = None) -> FastAPI:
+    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*).
+
+    ``waker`` (worker.wake) starts the first task of a tier at zero tasks when a job is queued for it.
+    """
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
     store: DynamoJobStore | None = None
     idempotency: DynamoJobStore | MemoryIdempotency
@@ -524,6 +529,8 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         if key is not None:
             _quietly(idempotency.confirm, key, job_id)
         log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
+        if waker is not None:
+            waker.poke(tier)  # background, rate-limited; never fails the request
         return _accepted(job_id, tier, replayed=False)
 
     @app.get(
@@ -590,5 +597,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _app_lock:
         if _app is None:
-            _app = create_app(ApiSettings.from_env())
+            _app = create_app(ApiSettings.from_env(), waker=ServiceWaker.from_env())
     return _app

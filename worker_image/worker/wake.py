@@ -1,0 +1,107 @@
+"""Wake a tier's worker service from zero tasks the moment a job is submitted to it.
+
+A tier with `min_tasks = 0` otherwise wakes through a CloudWatch alarm on one-minute SQS metrics:
+minutes after the first message (more after a long idle spell). The API knows at once: after a
+job is queued it asks, in the background, whether the tier's service wants zero tasks and if so
+sets its desired count to 1 (`ecs:DescribeServices` + `ecs:UpdateService`, allowed on that one
+service only). Target tracking takes over from 1; the alarm stays as the fallback for messages
+sent straight to the queue.
+
+- Never blocks or fails a submission: the calls run on a background thread, errors are logged.
+- Rate-limited: at most one check per tier every `WAKE_INTERVAL_SECONDS` per API task.
+- Idempotent: the count is raised only from 0 to 1, never lowered or overwritten.
+
+Configuration (set by the CDK compute stack): `WAKE_SERVICES` = JSON `{tier: "<cluster>/<service>"}`
+(only tiers that can scale to zero), `WAKE_INTERVAL_SECONDS` (default 10).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.config import ConfigError, env_number
+
+log = logging.getLogger("worker.wake")
+
+DEFAULT_INTERVAL_SECONDS = 10.0
+
+
+def parse_services(raw: str) -> dict[str, tuple[str, str]]:
+    """`{"tier": "cluster/service"}` -> {tier: (cluster, service)}; empty -> {}."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"WAKE_SERVICES is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("WAKE_SERVICES must be a JSON object of tier -> \"cluster/service\"")
+    services = {}
+    for tier, target in data.items():
+        cluster, _, service = target.partition("/") if isinstance(target, str) else ("", "", "")
+        if not cluster or not service or "/" in service:
+            raise ConfigError(f"WAKE_SERVICES[{tier!r}] = {target!r}: expected \"<cluster>/<service>\"")
+        services[tier] = (cluster, service)
+    return services
+
+
+class ServiceWaker:
+    def __init__(self, services: Mapping[str, tuple[str, str]], ecs_client, *,
+                 interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._services = dict(services)
+        self._ecs = ecs_client
+        self._interval = interval_seconds
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wake")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, ecs_client=None) -> ServiceWaker | None:
+        services = parse_services(env.get("WAKE_SERVICES", ""))
+        if not services:
+            return None
+        interval = env_number(env, "WAKE_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS,
+                              minimum=1, maximum=300)
+        client = ecs_client or boto3.client("ecs", config=Config(
+            connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}))
+        return cls(services, client, interval_seconds=interval)
+
+    def poke(self, tier: str) -> bool:
+        """A job was queued for `tier`: schedule a wake-up check unless one ran recently."""
+        target = self._services.get(tier)
+        if target is None:
+            return False
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(tier)
+            if last is not None and now - last < self._interval:
+                return False
+            self._last[tier] = now
+        self._executor.submit(self._wake, tier, *target)
+        return True
+
+    def _wake(self, tier: str, cluster: str, service: str) -> None:
+        try:
+            found = self._ecs.describe_services(cluster=cluster, services=[service])["services"]
+            if not found or found[0].get("desiredCount", 0) != 0:
+                return
+            self._ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+            log.info("tier woken from zero tasks", extra={"tier": tier, "service": service})
+        except (BotoCoreError, ClientError) as exc:
+            # The wake-up alarm is the fallback; a failed shortcut costs minutes, not the job.
+            log.warning("wake-up call failed", extra={"tier": tier, "error": str(exc)})
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -57,6 +57,9 @@ def main() -> int:
         ecs.register_task_definition(
             family="workers", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
             memory="512", containerDefinitions=[{"name": "w", "image": "worker", "essential": True}])
+        # moto reports this many running tasks for the service: the waker's guard (re-checks
+        # until a task runs) then ends after its first call, as it would once a task is up.
+        os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
         ecs.create_service(cluster="bench", serviceName="standard-workers", taskDefinition="workers",
                            desiredCount=0, launchType="FARGATE")
         port = free_port()

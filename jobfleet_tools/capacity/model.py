@@ -29,6 +29,8 @@ IDLE_QUEUE_SECONDS = 6 * 3600
 # API wake-up: POST -> DescribeServices -> UpdateService(desiredCount=1), measured against moto
 # by bench/wake_from_zero.py (well under a second); 1 s is a conservative figure for AWS.
 API_WAKE_SECONDS = 1.0
+# worker/wake.py keeps the count at >= 1 this long after a wake, until a task runs.
+API_WAKE_GUARD_SECONDS = 300
 # Batch: the EventBridge Pipe polls the queue and calls SubmitJob (seconds); a job landing on an
 # instance that is still up from a previous job starts its container only; AWS Batch scales a
 # managed compute environment's idle instances in after a few minutes.

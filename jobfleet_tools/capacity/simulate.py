@@ -13,10 +13,11 @@ Service tiers (Fargate workers), as synthesized (see model.py for the numbers):
 - Wake-up alarm (min 0 only): a data point with messages visible while desired was 0 sets the
   desired count to exactly 1 (step cooldown 60 s). With `api.wake_from_zero` the API does the same
   `API_WAKE_SECONDS` after a submission to a tier whose desired count is 0, at most once per
-  `wake_interval_seconds`.
+  `wake_interval_seconds`, and re-checks every interval until a task runs (at most
+  `API_WAKE_GUARD_SECONDS`): a scale-in on data points from before the job can undo the wake.
 - A new task runs after `task_start_seconds` (x U(0.75, 1.25)) and is billed from its start.
-  Scale-in removes starting tasks first, then idle ones; a busy task (scale-in protection) takes
-  no new message and stops once its jobs finish.
+  Scale-in removes starting tasks first, then idle ones; a busy task (scale-in protection) keeps
+  working, and receiving while it holds a message, and stops the moment it holds none.
 
 Batch tiers: the pipe submits each message `PIPE_SUBMIT_SECONDS` after it arrives; jobs run FIFO on
 Spot slots (`batch.max_vcpus / vCPUs`), then on on-demand slots when Spot is full. A job starts
@@ -38,6 +39,7 @@ import random
 from cdk_app.config import EnvironmentConfig
 
 from .model import (
+    API_WAKE_GUARD_SECONDS,
     API_WAKE_SECONDS,
     BATCH_WARM_SECONDS,
     BATCH_WARM_START_SECONDS,
@@ -275,7 +277,9 @@ class _ServiceModel:
         if not self.queue:
             return
         for task in self.tasks.values():
-            if not task.running or task.stopping:
+            # A task picked for scale-in keeps its protection, and keeps receiving, while it holds
+            # a message; once it holds none it releases protection and ECS stops it.
+            if not task.running or (task.stopping and task.busy == 0):
                 continue
             while task.busy < self.p.concurrency and self.queue:
                 job = self.queue.popleft()
@@ -329,6 +333,15 @@ class _ServiceModel:
                 self.last_wake_step = self.now
                 self.set_desired(1)  # ExactCapacity 1
 
+    def api_wake_check(self, started: int) -> None:
+        """worker/wake.py: raise 0 -> 1, and re-check every interval until a task runs (a
+        target-tracking scale-in on data from before the job can take the count back to 0)."""
+        if self.desired == 0:
+            self.set_desired(1)
+        running = any(task.running for task in self.tasks.values())
+        if not running and self.now + self.p.api_wake_interval_seconds - started <= API_WAKE_GUARD_SECONDS:
+            self.push(self.now + self.p.api_wake_interval_seconds, _API_WAKE, started)
+
     def arrive(self, job: int) -> None:
         if self.now - self.last_activity >= IDLE_QUEUE_SECONDS and not self.queue:
             self.metrics_resume_at = self.now + self.p.idle_queue_metric_delay_seconds
@@ -338,7 +351,7 @@ class _ServiceModel:
         if (self.p.api_wake and self.desired == 0
                 and self.now - self.last_api_wake >= self.p.api_wake_interval_seconds):
             self.last_api_wake = self.now
-            self.push(self.now + API_WAKE_SECONDS, _API_WAKE)
+            self.push(self.now + API_WAKE_SECONDS, _API_WAKE, int(self.now))
         self.dispatch()
 
     def run(self, horizon: float) -> None:
@@ -381,8 +394,8 @@ class _ServiceModel:
                 self.push(at + self.p.metric_lag_seconds, _EVALUATE, payload)
             elif kind == _EVALUATE:
                 self.evaluate(payload)
-            elif kind == _API_WAKE and self.desired == 0:
-                self.set_desired(1)
+            elif kind == _API_WAKE:
+                self.api_wake_check(started=payload)
 
 
 def simulate_service(policy: ServicePolicy, arrivals: list[float], lengths: list[float], *,

@@ -99,6 +99,20 @@ def test_api_wake_starts_a_sleeping_tier_within_the_task_start(prod):
     assert by_alarm.waits[0] >= 180 - 90 + 60 * 0.75
 
 
+def test_api_wake_survives_the_stale_scale_in_after_an_idle_hour(prod):
+    """After an idle hour target tracking's low alarm is in ALARM: about a minute after the wake
+    it acts on the data point from before the job and sets the count back to 0. The API's
+    re-check raises it again, so the job still starts well before the alarm path would."""
+    policy = _standard(prod, task_start_seconds=60)
+    at = 3600 + 30.0
+    by_api = simulate_service(policy, [at], [30.0], horizon=at + 60, rng=random.Random(1))
+    by_alarm = simulate_service(dataclasses.replace(policy, api_wake=False), [at], [30.0],
+                                horizon=at + 60, rng=random.Random(1))
+    assert by_api.waits[0] < by_alarm.waits[0]
+    # scale-in at the end of the next minute (<= 60 s), re-check (<= interval), task start.
+    assert by_api.waits[0] <= 60 + policy.api_wake_interval_seconds + 60 * 1.25 + 1
+
+
 def test_idle_queue_delays_the_alarm_path_only(prod):
     """After six idle hours SQS publishes no data point for a while: the alarm cannot see the
     first message; the API wake-up does not depend on metrics."""

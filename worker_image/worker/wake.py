@@ -10,6 +10,11 @@ sent straight to the queue.
 - Never blocks or fails a submission: the calls run on a background thread, errors are logged.
 - Rate-limited: at most one check per tier every `WAKE_INTERVAL_SECONDS` per API task.
 - Idempotent: the count is raised only from 0 to 1, never lowered or overwritten.
+- Guarded: after raising it, the waker re-checks every interval until a task runs (at most
+  `GUARD_SECONDS`) and raises it again if it fell back to 0. Target tracking's low alarm, still in
+  ALARM from the idle hours and acting on the data point from before the job (metrics lag a
+  minute), sets an idle tier's count back to 0 about a minute after the wake; the capacity
+  simulator (docs/scaling.md) shows the first job then waiting ~4.5 minutes instead of ~1.5.
 
 Configuration (set by the CDK compute stack): `WAKE_SERVICES` = JSON `{tier: "<cluster>/<service>"}`
 (only tiers that can scale to zero), `WAKE_INTERVAL_SECONDS` (default 10).
@@ -34,6 +39,8 @@ from worker.config import ConfigError, env_number
 log = logging.getLogger("worker.wake")
 
 DEFAULT_INTERVAL_SECONDS = 10.0
+# Longest a wake keeps re-checking: a Fargate task normally runs within one or two minutes.
+GUARD_SECONDS = 300.0
 
 
 def parse_services(raw: str) -> dict[str, tuple[str, str]]:
@@ -58,14 +65,20 @@ def parse_services(raw: str) -> dict[str, tuple[str, str]]:
 class ServiceWaker:
     def __init__(self, services: Mapping[str, tuple[str, str]], ecs_client, *,
                  interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
+                 guard_seconds: float = GUARD_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._services = dict(services)
         self._ecs = ecs_client
         self._interval = interval_seconds
+        self._guard_seconds = guard_seconds
         self._clock = clock
         self._last: dict[str, float] = {}
+        self._busy: set[str] = set()  # tiers with a check or guard in progress
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wake")
+        self._stopped = threading.Event()
+        # One thread per tier at most: a guard of one tier never delays another tier's wake.
+        self._executor = ThreadPoolExecutor(max_workers=max(1, len(self._services)),
+                                            thread_name_prefix="wake")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, ecs_client=None) -> ServiceWaker | None:
@@ -86,22 +99,41 @@ class ServiceWaker:
         now = self._clock()
         with self._lock:
             last = self._last.get(tier)
-            if last is not None and now - last < self._interval:
+            if tier in self._busy or (last is not None and now - last < self._interval):
                 return False
             self._last[tier] = now
+            self._busy.add(tier)
         self._executor.submit(self._wake, tier, *target)
         return True
 
     def _wake(self, tier: str, cluster: str, service: str) -> None:
         try:
-            found = self._ecs.describe_services(cluster=cluster, services=[service])["services"]
-            if not found or found[0].get("desiredCount", 0) != 0:
-                return
-            self._ecs.update_service(cluster=cluster, service=service, desiredCount=1)
-            log.info("tier woken from zero tasks", extra={"tier": tier, "service": service})
+            self._raise_and_guard(tier, cluster, service)
         except (BotoCoreError, ClientError) as exc:
             # The wake-up alarm is the fallback; a failed shortcut costs minutes, not the job.
             log.warning("wake-up call failed", extra={"tier": tier, "error": str(exc)})
+        finally:
+            with self._lock:
+                self._busy.discard(tier)
+
+    def _raise_and_guard(self, tier: str, cluster: str, service: str) -> None:
+        deadline = self._clock() + self._guard_seconds
+        woken = False
+        while not self._stopped.is_set():
+            found = self._ecs.describe_services(cluster=cluster, services=[service])["services"]
+            if not found:
+                return
+            desired, running = found[0].get("desiredCount", 0), found[0].get("runningCount", 0)
+            if desired == 0:
+                self._ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+                log.info("tier woken from zero tasks",
+                         extra={"tier": tier, "service": service, "again": woken})
+                woken = True
+            if not woken or running >= 1 or self._clock() + self._interval > deadline:
+                return  # running (target tracking has it), or never ours to guard
+            self._stopped.wait(self._interval)
 
     def close(self) -> None:
+        """Stop guards and wait for calls in flight (tests, API shutdown)."""
+        self._stopped.set()
         self._executor.shutdown(wait=True)

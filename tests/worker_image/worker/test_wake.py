@@ -80,15 +80,29 @@ def test_a_running_tier_is_left_alone(settings, ecs):
 def test_only_configured_tiers_are_checked_and_at_most_once_per_interval(ecs):
     cluster, service = make_service(ecs, desired=0)
     clock = Clock()
-    waker = ServiceWaker({"standard": (cluster, service)}, ecs, interval_seconds=10, clock=clock)
+    waker = ServiceWaker({"standard": (cluster, service)}, ecs, interval_seconds=10, guard_seconds=0,
+                         clock=clock)
     assert waker.poke("critical") is False  # always-on tier: not in WAKE_SERVICES
     assert waker.poke("standard") is True
     clock.now += 9.9
     assert waker.poke("standard") is False
     clock.now += 0.1
-    assert waker.poke("standard") is True
+    wait_for(lambda: waker.poke("standard"), timeout=10)  # once the first check has finished
     waker.close()
     assert desired(ecs, cluster, service) == 1
+
+
+def test_a_wake_undone_before_a_task_runs_is_repeated(ecs):
+    """Target tracking may set the count back to 0 on data from before the job (moto reports no
+    running task): the waker raises it again on its next check."""
+    cluster, service = make_service(ecs, desired=0)
+    waker = ServiceWaker({"standard": (cluster, service)}, ecs, interval_seconds=0.2, guard_seconds=30)
+    assert waker.poke("standard") is True
+    wait_for(lambda: desired(ecs, cluster, service) == 1, timeout=10)
+    ecs.update_service(cluster=cluster, service=service, desiredCount=0)  # the stale scale-in
+    wait_for(lambda: desired(ecs, cluster, service) == 1, timeout=10)
+    assert waker.poke("standard") is False  # its guard is still running: no second one
+    waker.close()
 
 
 def test_ecs_unreachable_never_fails_the_submission(settings, caplog):

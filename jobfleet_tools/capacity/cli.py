@@ -56,6 +56,11 @@ def format_results(results: list[TierResult]) -> str:
     return "\n".join(lines)
 
 
+def run_title(config: EnvironmentConfig, trace: Trace, seed: int, *, api_wake: bool) -> str:
+    wake = "API wake-up" if api_wake else "wake-up alarm only"
+    return f"{config.name}: trace {trace.name}, seed {seed}, {wake}"
+
+
 def simulate_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m jobfleet_tools simulate",
                      description="Replay a load trace against an environment's scaling policies.")
@@ -84,10 +89,9 @@ def simulate_main(argv: list[str] | None = None) -> int:
     from .chart import write_chart  # matplotlib import costs ~0.5 s; only here
 
     chart = args.chart or Path(f"capacity-{config.name}-{trace.name}.png")
-    wake = "wake-up alarm only" if args.no_api_wake else "API wake-up"
-    write_chart(results, f"{config.name}: trace {trace.name}, seed {args.seed}, {wake}", chart)
-    print(f"{config.name}: trace {trace.name} ({trace.minutes} min, {trace.jobs()} jobs), seed "
-          f"{args.seed}, {wake}: simulated in {elapsed:.2f} s")
+    title = run_title(config, trace, args.seed, api_wake=not args.no_api_wake)
+    write_chart(results, title, chart)
+    print(f"{title} ({trace.minutes} min, {trace.jobs()} jobs): simulated in {elapsed:.2f} s")
     print(format_results(results))
     print(f"chart: {chart}")
     missed = [r.name for r in results if not r.meets_objective]

@@ -7,9 +7,11 @@ Bad input (unknown environment, invalid config, unreadable trace) prints one lin
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cdk_app.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_environment
@@ -35,10 +37,40 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="directory of the environment files")
 
 
+class _Exit(Exception):
+    """Ends a command with one line on stderr and an exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _command(body: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    @functools.wraps(body)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return body(argv)
+        except _Exit as failure:
+            print(f"error: {failure}", file=sys.stderr)
+            return failure.code
+    return run
+
+
 def _load(args: argparse.Namespace, trace_name: str | None) -> tuple[EnvironmentConfig, Trace | None]:
-    config = load_environment(args.env, args.config_dir)
-    trace = load(trace_name, set(config.job_types)) if trace_name else None
+    try:
+        config = load_environment(args.env, args.config_dir)
+        trace = load(trace_name, set(config.job_types)) if trace_name else None
+    except (ConfigError, TraceError) as exc:
+        raise _Exit(EXIT_USAGE, str(exc)) from None
     return config, trace
+
+
+def _simulate(config: EnvironmentConfig, trace: Trace, seed: int, *, api_wake: bool = True
+              ) -> list[TierResult]:
+    try:
+        return simulate(config, trace, seed=seed, api_wake=api_wake)
+    except RuntimeError as exc:  # the queue never drained: the load exceeds max_tasks
+        raise _Exit(EXIT_MISSED, str(exc)) from None
 
 
 def format_results(results: list[TierResult]) -> str:
@@ -61,6 +93,7 @@ def run_title(config: EnvironmentConfig, trace: Trace, seed: int, *, api_wake: b
     return f"{config.name}: trace {trace.name}, seed {seed}, {wake}"
 
 
+@_command
 def simulate_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m jobfleet_tools simulate",
                      description="Replay a load trace against an environment's scaling policies.")
@@ -74,17 +107,9 @@ def simulate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-api-wake", action="store_true",
                         help="jobs sent straight to the queues: only the wake-up alarm starts a tier")
     args = parser.parse_args(argv)
-    try:
-        config, trace = _load(args, args.trace)
-    except (ConfigError, TraceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    config, trace = _load(args, args.trace)
     started = time.perf_counter()
-    try:
-        results = simulate(config, trace, seed=args.seed, api_wake=not args.no_api_wake)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MISSED
+    results = _simulate(config, trace, args.seed, api_wake=not args.no_api_wake)
     elapsed = time.perf_counter() - started
     from .chart import write_chart  # matplotlib import costs ~0.5 s; only here
 
@@ -101,6 +126,7 @@ def simulate_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@_command
 def cost_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m jobfleet_tools cost",
                      description="Monthly cost of an environment next to the seeds' single box.")
@@ -110,11 +136,7 @@ def cost_main(argv: list[str] | None = None) -> int:
                         help="cloud assembly to count resources in (default cdk.out; the "
                              "environment is synthesized when it is not there)")
     args = parser.parse_args(argv)
-    try:
-        config, trace = _load(args, args.trace)
-    except (ConfigError, TraceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    config, trace = _load(args, args.trace)
     templates = costs.stage_templates(args.cdk_out, config.name)
     if templates is None:
         print(f"({args.cdk_out} has no {config.name} stage: synthesizing it)", file=sys.stderr)
@@ -122,11 +144,7 @@ def cost_main(argv: list[str] | None = None) -> int:
             templates = costs.synthesize_templates(config, Path(outdir))
     results, hours = None, 0.0
     if trace is not None:
-        try:
-            results = simulate(config, trace, seed=args.seed)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_MISSED
+        results = _simulate(config, trace, args.seed)
         hours = trace.minutes / 60
     est = costs.estimate(config, costs.inventory_from_templates(templates), costs.load_prices(),
                          results, hours, trace.name if trace else None)

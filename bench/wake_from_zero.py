@@ -63,12 +63,14 @@ def main() -> int:
         ecs.create_service(cluster="bench", serviceName="standard-workers", taskDefinition="workers",
                            desiredCount=0, launchType="FARGATE")
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(REPO / "worker_image"), "PORT": str(port),
+        env = {**os.environ, "PORT": str(port),
+               "PYTHONPATH": os.pathsep.join([str(REPO / "worker_image"), str(REPO)]),
                "API_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
                "TIER_QUEUES": json.dumps(queues),
                "JOB_TYPES": json.dumps({"onboarding": "critical", "report": "standard",
                                         "analysis": "batch"}),
-               "WAKE_SERVICES": json.dumps({"standard": "bench/standard-workers"}),
+               "WAKE_SERVICES": json.dumps({"standard": {"cluster": "bench",
+                                                        "service": "standard-workers"}}),
                "WAKE_INTERVAL_SECONDS": str(INTERVAL_SECONDS)}
         api = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,8 +2,8 @@
 the simulated task-hours, next to the seeds' single box.
 
 Counted resources (NAT gateways, VPC endpoints, load balancers, alarms and the metrics they
-evaluate, KMS keys, dashboards, ECS services) come from the synthesized templates, so the estimate
-follows whatever the stacks create. Always-on tasks, traffic and log volume come from the config.
+evaluate, KMS keys, dashboards, ECS services) come from the synthesized templates (`cdk.out`), so
+the estimate follows whatever the stacks create. Always-on tasks, traffic and log volume come from the config.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 
 from .simulate import TierResult
 
@@ -100,20 +100,6 @@ def stage_templates(outdir: Path, env: str) -> list[dict[str, Any]] | None:
                 for a in stage_manifest["artifacts"].values()
                 if a["type"] == "aws:cloudformation:stack"]
     return None
-
-
-def synthesize_templates(config: EnvironmentConfig, outdir: Path) -> list[dict[str, Any]]:
-    """Synthesize one environment (seconds: starts Node through jsii) and return its templates."""
-    import aws_cdk as cdk
-
-    from cdk_app.app import add_environments, feature_flags
-
-    app = cdk.App(context=feature_flags(), outdir=str(outdir))
-    add_environments(app, [config])
-    app.synth()
-    templates = stage_templates(outdir, config.name)
-    assert templates is not None, f"synth produced no stage {config.name}"
-    return templates
 
 
 # --- the estimate ----------------------------------------------------------------------------

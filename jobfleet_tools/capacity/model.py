@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
 
 # backlog_scaling.py: SCALE_OUT_COOLDOWN_SECONDS / SCALE_IN_COOLDOWN_SECONDS, the wake-up step
 # action's cooldown and the 60 s period of every metric in the policies and the wake-up alarm.

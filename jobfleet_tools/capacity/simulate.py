@@ -36,7 +36,7 @@ import heapq
 import math
 import random
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 
 from .model import (
     API_WAKE_GUARD_SECONDS,

@@ -10,7 +10,8 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import api_environment
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
     add_hardened_container,
@@ -46,30 +47,22 @@ class ApiService(Construct):
                                                        memory_mib=api.memory_mib)
         # The reference API is `python -m worker api`; a user's own image runs its own command.
         command = [] if api.image else ["python", "-m", "worker", "api"]
-        wake_services = wake_services or {}
-        wake_environment = {
-            "WAKE_SERVICES": stack.to_json_string(
-                {tier: f"{cluster.cluster_name}/{service.service_name}"
-                 for tier, service in wake_services.items()}),
-            "WAKE_INTERVAL_SECONDS": str(api.wake_interval_seconds),
-        } if wake_services else {}
         self.container = add_hardened_container(
             self.task_definition, "Api",
             config=config,
             image=image,
             command=command or None,
-            environment={
-                # Queue URLs are tokens: the JSON is built at deploy time.
-                "TIER_QUEUES": stack.to_json_string(
-                    {name: tq.queue.queue_url for name, tq in tier_queues.items()}),
-                "JOB_TYPES": stack.to_json_string(dict(config.job_types)),
-                "STATUS_TABLE": status_table.table_name,
-                "STATUS_TTL_DAYS": str(config.status.ttl_days),
-                "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
-                "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
-                "PORT": str(API_PORT),
-                **wake_environment,
-            },
+            # Queue URLs are tokens: the JSON is built at deploy time (to_json_string).
+            environment=api_environment(
+                tier_queue_urls={name: tq.queue.queue_url for name, tq in tier_queues.items()},
+                job_types=config.job_types, status_table=status_table.table_name,
+                status_ttl_days=config.status.ttl_days, max_payload_bytes=api.max_payload_bytes,
+                tier_max_payload_bytes=config.tier_payload_limits(), port=API_PORT,
+                wake_services={tier: (cluster.cluster_name, service.service_name)
+                               for tier, service in (wake_services or {}).items()},
+                wake_interval_seconds=api.wake_interval_seconds,
+                to_json=stack.to_json_string,
+            ),
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",
             port_mappings=[ecs.PortMapping(container_port=API_PORT)],

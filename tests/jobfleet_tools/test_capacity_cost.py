@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.summary import summarize
-from jobfleet_tools.capacity import cli, cost
+from jobfleet_tools.capacity import cost, cost_cli
+from jobfleet_tools.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ["dev", "staging", "prod"]
@@ -75,7 +75,7 @@ def test_endpoints_replace_nat_traffic_in_prod(outdir, stages, prices):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_cost_command_prints_both_columns(outdir, env, capsys):
-    assert cli.cost_main(["--env", env, "--trace", "weekday", "--cdk-out", str(outdir)]) == 0
+    assert cost_cli.main(["--env", env, "--trace", "weekday", "--cdk-out", str(outdir)]) == 0
     out = capsys.readouterr().out
     assert f"JobFleet {env}" in out and "single box" in out
     assert "single r5.xlarge (seed 000)" in out and "$183.96" in out
@@ -111,7 +111,13 @@ def test_synth_summary_has_one_fixed_cost_line_per_environment(outdir):
 
 
 def test_cost_bad_environment_is_one_line_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "jobfleet_tools.capacity", "cost", "--env", "qa"],
+    proc = subprocess.run([sys.executable, "-m", "jobfleet_tools", "cost", "--env", "qa"],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cost_without_a_synthesized_stage_says_to_synth(tmp_path, capsys):
+    assert cost_cli.main(["--env", "dev", "--cdk-out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "make synth" in err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import load_environment
+from jobfleet_config.config import load_environment
 from jobfleet_tools.capacity import cost
 from jobfleet_tools.capacity.chart import write_chart
 from jobfleet_tools.capacity.cli import format_results, run_title

@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from cdk_app.config import load_environment
+from jobfleet_config.config import load_environment
 from jobfleet_tools.capacity.model import ServicePolicy
 from jobfleet_tools.capacity.simulate import simulate_service
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import load_environment
-from jobfleet_tools.capacity import cli
+from jobfleet_config.config import load_environment
+from jobfleet_tools.capacity import cli, simulate_cli
 from jobfleet_tools.capacity.model import BatchPolicy, ServicePolicy
 from jobfleet_tools.capacity.simulate import (
     seconds_above,
@@ -171,7 +171,7 @@ def test_seconds_above_objective_is_a_union_of_intervals():
 
 def test_simulate_prints_every_tier_and_writes_a_png(tmp_path, capsys):
     chart = tmp_path / "chart.png"
-    assert cli.simulate_main(["--env", "prod", "--trace", "nightly", "--chart", str(chart),
+    assert simulate_cli.main(["--env", "prod", "--trace", "nightly", "--chart", str(chart),
                               "--check"]) == 0
     out = capsys.readouterr().out
     for tier in ("critical", "standard", "batch"):
@@ -183,8 +183,8 @@ def test_check_exits_1_when_a_tier_misses_its_objective(tmp_path, capsys):
     # 3000 onboarding jobs in one minute: far beyond what target tracking can meet in 60 s.
     trace = _write(tmp_path, "minute,job_type,count\n5,onboarding,3000\n")
     args = ["--env", "prod", "--trace", str(trace), "--chart", str(tmp_path / "c.png")]
-    assert cli.simulate_main(args) == 0
-    assert cli.simulate_main([*args, "--check"]) == cli.EXIT_MISSED
+    assert simulate_cli.main(args) == 0
+    assert simulate_cli.main([*args, "--check"]) == cli.EXIT_MISSED
     captured = capsys.readouterr()
     assert "MISSES" in captured.out
     assert "critical miss their latency objective" in captured.err
@@ -196,7 +196,7 @@ def test_check_exits_1_when_a_tier_misses_its_objective(tmp_path, capsys):
     ["--env", "prod"],
 ])
 def test_bad_input_is_one_line_and_exit_2(args):
-    proc = subprocess.run([sys.executable, "-m", "jobfleet_tools.capacity", "simulate", *args],
+    proc = subprocess.run([sys.executable, "-m", "jobfleet_tools", "simulate", *args],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -651,5 +651,5 @@ def test_api_may_wake_only_the_services_that_scale_to_zero(templates, stages, en
     env_vars = _env(container)
     assert env_vars["WAKE_INTERVAL_SECONDS"] == str(config.api.wake_interval_seconds)
     wake = json.dumps(env_vars["WAKE_SERVICES"])
-    assert all(f'\\"{tier}\\":\\"' in wake for tier in sleepers)
+    assert all(f'\\"{tier}\\":{{\\"cluster\\":' in wake for tier in sleepers)
     assert not any(f'\\"{t.name}\\":' in wake for t in config.service_tiers if t.name not in sleepers)

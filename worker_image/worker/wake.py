@@ -16,13 +16,13 @@ sent straight to the queue.
   minute), sets an idle tier's count back to 0 about a minute after the wake; the capacity
   simulator (docs/scaling.md) shows the first job then waiting ~4.5 minutes instead of ~1.5.
 
-Configuration (set by the CDK compute stack): `WAKE_SERVICES` = JSON `{tier: "<cluster>/<service>"}`
-(only tiers that can scale to zero), `WAKE_INTERVAL_SECONDS` (default 10).
+Configuration (set by the CDK compute stack): `WAKE_SERVICES` = JSON
+`{tier: {"cluster": name, "service": name}}` (only tiers that can scale to zero),
+`WAKE_INTERVAL_SECONDS` (default 10).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -34,32 +34,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.config import ConfigError, env_number
+from jobfleet_contract import environment as names
+from jobfleet_contract.environment import env_number, parse_wake_services
 
 log = logging.getLogger("worker.wake")
 
 DEFAULT_INTERVAL_SECONDS = 10.0
 # Longest a wake keeps re-checking: a Fargate task normally runs within one or two minutes.
 GUARD_SECONDS = 300.0
-
-
-def parse_services(raw: str) -> dict[str, tuple[str, str]]:
-    """`{"tier": "cluster/service"}` -> {tier: (cluster, service)}; empty -> {}."""
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"WAKE_SERVICES is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("WAKE_SERVICES must be a JSON object of tier -> \"cluster/service\"")
-    services = {}
-    for tier, target in data.items():
-        cluster, _, service = target.partition("/") if isinstance(target, str) else ("", "", "")
-        if not cluster or not service or "/" in service:
-            raise ConfigError(f"WAKE_SERVICES[{tier!r}] = {target!r}: expected \"<cluster>/<service>\"")
-        services[tier] = (cluster, service)
-    return services
 
 
 class ServiceWaker:
@@ -82,10 +64,10 @@ class ServiceWaker:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, ecs_client=None) -> ServiceWaker | None:
-        services = parse_services(env.get("WAKE_SERVICES", ""))
+        services = parse_wake_services(env)
         if not services:
             return None
-        interval = env_number(env, "WAKE_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS,
+        interval = env_number(env, names.WAKE_INTERVAL_SECONDS, DEFAULT_INTERVAL_SECONDS,
                               minimum=1, maximum=300)
         client = ecs_client or boto3.client("ecs", config=Config(
             connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}))

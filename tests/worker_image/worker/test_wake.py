@@ -10,9 +10,9 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 from worker.api import ApiSettings, create_app
-from worker.config import ConfigError
-from worker.wake import ServiceWaker, parse_services
+from worker.wake import ServiceWaker
 
+from jobfleet_contract.environment import ConfigError, parse_wake_services
 from tests.worker_image.conftest import wait_for
 from tests.worker_image.worker.test_api import JOB_TYPES, REGION, dead_endpoint
 
@@ -118,7 +118,8 @@ def test_ecs_unreachable_never_fails_the_submission(settings, caplog):
 
 
 def test_from_env_reads_services_and_interval(ecs):
-    waker = ServiceWaker.from_env({"WAKE_SERVICES": '{"standard": "c/s"}', "WAKE_INTERVAL_SECONDS": "3"},
+    waker = ServiceWaker.from_env({"WAKE_SERVICES": '{"standard": {"cluster": "c", "service": "s"}}',
+                                   "WAKE_INTERVAL_SECONDS": "3"},
                                   ecs_client=ecs)
     assert waker is not None and waker.poke("standard") is True
     waker.close()
@@ -128,16 +129,18 @@ def test_from_env_reads_services_and_interval(ecs):
 @pytest.mark.parametrize(("raw", "names"), [
     ("not json", "WAKE_SERVICES is not JSON"),
     ('["standard"]', "JSON object"),
-    ('{"standard": "no-slash"}', "WAKE_SERVICES['standard']"),
-    ('{"standard": "a/b/c"}', "expected \"<cluster>/<service>\""),
+    ('{"standard": "c/s"}', "WAKE_SERVICES['standard']"),
+    ('{"standard": {"cluster": "c"}}', '"service": "<service name>"'),
+    ('{"standard": {"cluster": "", "service": "s"}}', "expected"),
 ])
 def test_fails_on_bad_wake_services(raw, names):
     with pytest.raises(ConfigError) as info:
-        parse_services(raw)
+        parse_wake_services({"WAKE_SERVICES": raw})
     assert names in str(info.value)
 
 
 def test_fails_on_bad_wake_interval(ecs):
     with pytest.raises(ConfigError, match="WAKE_INTERVAL_SECONDS"):
-        ServiceWaker.from_env({"WAKE_SERVICES": '{"standard": "c/s"}', "WAKE_INTERVAL_SECONDS": "0"},
+        ServiceWaker.from_env({"WAKE_SERVICES": '{"standard": {"cluster": "c", "service": "s"}}',
+                               "WAKE_INTERVAL_SECONDS": "0"},
                               ecs_client=ecs)

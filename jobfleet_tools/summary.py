@@ -4,11 +4,10 @@ estimated fixed monthly cost of what it contains (jobfleet_tools.capacity.cost).
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
-from cdk_app.config import ConfigError, load_environment
+from jobfleet_config.config import ConfigError, load_environment
 from jobfleet_tools.capacity import cost
 
 
@@ -43,5 +42,6 @@ def summarize(outdir: Path) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(summarize(Path(sys.argv[1] if len(sys.argv) > 1 else "cdk.out")))
+def main(argv: list[str]) -> int:
+    print(summarize(Path(argv[0] if argv else "cdk.out")))
+    return 0

@@ -83,28 +83,29 @@ def _row(path: Path, number: int, record: dict[str, str], job_types: set[str] | 
     def fail(column: str, allowed: str) -> TraceError:
         return TraceError(f"{path}:{number}: {column} = {record.get(column)!r}: {allowed}")
 
-    try:
-        minute = int(record["minute"])
-    except (TypeError, ValueError):
-        raise fail("minute", "an integer >= 0") from None
-    if minute < 0:
-        raise fail("minute", "an integer >= 0")
+    def number_in(column: str, kind: type, allowed: str, ok) -> float | None:
+        """The column as `kind` if `ok` accepts it, else a TraceError; None when empty."""
+        raw = (record.get(column) or "").strip()
+        if not raw:
+            return None
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise fail(column, allowed) from None
+        if not ok(value):
+            raise fail(column, allowed)
+        return value
+
+    def count_in(column: str) -> int:
+        value = number_in(column, int, "an integer >= 0", lambda v: v >= 0)
+        if value is None:
+            raise fail(column, "an integer >= 0")
+        return value
+
+    minute = count_in("minute")
     job_type = (record["job_type"] or "").strip()
     if not job_type or (job_types is not None and job_type not in job_types):
         raise fail("job_type", f"a job type of the environment: {', '.join(sorted(job_types or ()))}")
-    try:
-        count = int(record["count"])
-    except (TypeError, ValueError):
-        raise fail("count", "an integer >= 0") from None
-    if count < 0:
-        raise fail("count", "an integer >= 0")
-    mean = (record.get("mean_seconds") or "").strip()
-    mean_seconds = None
-    if mean:
-        try:
-            mean_seconds = float(mean)
-        except ValueError:
-            raise fail("mean_seconds", "a number > 0 (seconds), or empty") from None
-        if not mean_seconds > 0:
-            raise fail("mean_seconds", "a number > 0 (seconds), or empty")
+    count = count_in("count")
+    mean_seconds = number_in("mean_seconds", float, "a number > 0 (seconds), or empty", lambda v: v > 0)
     return TraceRow(minute, job_type, count, mean_seconds)

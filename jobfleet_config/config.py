@@ -13,7 +13,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -73,10 +73,12 @@ class ConfigError(ValueError):
 
 
 _MISSING = object()
+# Names the file a config field came from (the environment file or defaults.toml).
+Where = Callable[[str], str]
 
 
 def _spec(kind: str, *, default: Any = _MISSING, minimum: float | None = None,
-          maximum: float | None = None, choices: tuple | None = None, pattern: str | None = None,
+          maximum: float | None = None, choices: tuple[object, ...] | None = None, pattern: str | None = None,
           check: Any = None, doc: str = "") -> Any:
     """A dataclass field carrying its validation rule (kind: str, int, float, bool, list[str]; or
     any kind with ``check``, a function of the raw value raising WorkloadError)."""
@@ -133,6 +135,9 @@ class NetworkConfig:
                                          doc="Retention of the VPC flow log group.")
     vpc_id: str = _spec("str", default="", pattern=r"^vpc-[0-9a-f]{8,17}$|^$",
                         doc="Import this existing VPC instead of creating one (needs account and region).")
+    vpc_endpoints: bool = _spec("bool", default=False,
+                                doc="Private endpoints for SQS, ECR, CloudWatch Logs (interface) and S3, "
+                                    "DynamoDB (gateway): AWS API traffic bypasses the NAT gateways.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +175,10 @@ class ApiConfig:
                                         doc="Days ALB access logs are kept.")
     max_payload_bytes: int = _spec("int", default=65536, minimum=1024, maximum=200_000,
                                    doc="Largest job payload the API accepts (SQS and Batch limits).")
+    wake_from_zero: bool = _spec("bool", default=True,
+                                 doc="A job for a tier at zero tasks makes the API start its first task.")
+    wake_interval_seconds: int = _spec("int", default=10, minimum=1, maximum=300,
+                                       doc="Seconds between two wake-up checks of one tier per API task.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +359,28 @@ class StatusConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CapacityConfig:
+    """Assumptions of the capacity simulator and cost estimate (jobfleet_tools.capacity); not deployed."""
+
+    task_start_seconds: float = _spec("float", default=60, minimum=1, maximum=900,
+                                      doc="Fargate task start: placement, image pull, container start.")
+    metric_lag_seconds: int = _spec("int", default=60, minimum=0, maximum=600,
+                                    doc="Delay before a minute's CloudWatch data point reaches the alarms.")
+    idle_queue_metric_delay_seconds: int = _spec("int", default=300, minimum=0, maximum=1800,
+                                                 doc="Extra metric delay after a queue idle for 6 hours.")
+    job_duration_cv: float = _spec("float", default=0.5, minimum=0, maximum=4,
+                                   doc="Spread of job durations (coefficient of variation, lognormal).")
+    spot_interruptions_per_hour: float = _spec("float", default=0.05, minimum=0, maximum=10,
+                                               doc="Spot reclaims per running batch job and hour.")
+    batch_start_seconds: float = _spec("float", default=180, minimum=0, maximum=3600,
+                                       doc="Batch job start on a new Spot instance (launch, pull, start).")
+    aws_api_gb_per_month: float = _spec("float", default=50, minimum=0, maximum=1_000_000,
+                                        doc="Traffic to AWS APIs (ECR pulls, logs, SQS, S3) per month.")
+    log_gb_per_month: float = _spec("float", default=5, minimum=0, maximum=1_000_000,
+                                    doc="CloudWatch Logs ingested per month (all log groups).")
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     app: AppConfig
@@ -362,6 +393,7 @@ class EnvironmentConfig:
     alarms: AlarmsConfig
     redrive: RedriveConfig
     status: StatusConfig
+    capacity: CapacityConfig
     results: ResultsConfig = ResultsConfig()
     events: EventsConfig = EventsConfig()
     # Per job type: tier, deadline, isolation, breaker (the string form `type = "tier"` = defaults).
@@ -411,6 +443,7 @@ class EnvironmentConfig:
 _SECTIONS: dict[str, type] = {
     "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
     "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
+    "capacity": CapacityConfig,
     "results": ResultsConfig, "events": EventsConfig,
 }
 _TOP_LEVEL = (*_SECTIONS, "tiers", "job_types")
@@ -546,7 +579,7 @@ def _validate(env: str, merged: dict[str, Any], origins: dict[str, str],
     return dataclasses.replace(config, warnings=_warnings(config, where))
 
 
-def _build(cls: type, raw: Any, prefix: str, where) -> Any:
+def _build(cls: type, raw: Any, prefix: str, where: Where) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(where(prefix), prefix, raw, "a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -566,7 +599,7 @@ def _build(cls: type, raw: Any, prefix: str, where) -> Any:
     return cls(**values)
 
 
-def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
+def _check_value(value: Any, rule: Mapping[str, Any], path: str, file: str) -> Any:
     kind = rule["kind"]
 
     def fail(allowed: str | None = None) -> None:
@@ -614,7 +647,7 @@ def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _describe_rule(rule: dict[str, Any]) -> str:
+def _describe_rule(rule: Mapping[str, Any]) -> str:
     kind = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
             "list[str]": "a list of strings"}[rule["kind"]]
     if rule["choices"] is not None:
@@ -629,7 +662,7 @@ def _describe_rule(rule: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[str, JobTypeConfig]:
+def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where: Where) -> dict[str, JobTypeConfig]:
     """`type = "tier"`, or `[job_types.<type>]` with tier, timeout_seconds, isolation, breaker_*."""
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(where("job_types"), "job_types", raw,
@@ -665,12 +698,16 @@ def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[
     return settings
 
 
-def _check_consistency(config: EnvironmentConfig, where) -> None:
+def _check_consistency(config: EnvironmentConfig, where: Where) -> None:
     """Rules that tie fields together; each names the field that has to change."""
     app, net, api = config.app, config.network, config.api
     if net.vpc_id and not (app.account and app.region):
         raise ConfigError(where("network.vpc_id"), "network.vpc_id", net.vpc_id,
                           "importing a VPC needs app.account and app.region (the lookup needs an account)")
+    if net.vpc_id and net.vpc_endpoints:
+        raise ConfigError(where("network.vpc_endpoints"), "network.vpc_endpoints", net.vpc_endpoints,
+                          "false with network.vpc_id: endpoints are added only to a VPC JobFleet creates "
+                          "(an imported VPC may already have them, and private DNS names would clash)")
     if net.nat_gateways > net.max_azs:
         raise ConfigError(where("network.nat_gateways"), "network.nat_gateways", net.nat_gateways,
                           f"from 1 to network.max_azs ({net.max_azs})")
@@ -708,7 +745,7 @@ def _check_consistency(config: EnvironmentConfig, where) -> None:
                           f"at most 4 x batch.max_vcpus ({config.batch.max_vcpus * 4})")
 
 
-def _check_batch(config: EnvironmentConfig, where) -> None:
+def _check_batch(config: EnvironmentConfig, where: Where) -> None:
     batch = config.batch
     first = config.batch_tiers[0]
     for tier in config.batch_tiers[1:]:
@@ -744,7 +781,7 @@ def _check_batch(config: EnvironmentConfig, where) -> None:
                               f"{_short(FARGATE_MEMORY[tier.cpu])}")
 
 
-def _check_tier(tier: TierConfig, where) -> None:
+def _check_tier(tier: TierConfig, where: Where) -> None:
     prefix = f"tiers[{tier.name}]"
 
     def fail(field: str, allowed: str) -> None:

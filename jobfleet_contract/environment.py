@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 # --- names -------------------------------------------------------------------------------------------
 # Worker service (python -m worker run)
@@ -38,6 +38,9 @@ MAX_PAYLOAD_BYTES = "MAX_PAYLOAD_BYTES"
 TIER_MAX_PAYLOAD_BYTES = "TIER_MAX_PAYLOAD_BYTES"
 PORT = "PORT"
 API_HOST = "API_HOST"
+# JSON {tier: {"cluster": name, "service": name}}: the tiers the API wakes from zero tasks
+WAKE_SERVICES = "WAKE_SERVICES"
+WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
 # Batch job (python -m worker run-one); AWS Batch itself sets the AWS_BATCH_* ones.
 JOB_ENVELOPE = "JOB_ENVELOPE"
 AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
@@ -46,6 +49,8 @@ AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 MAX_REDRIVES = "MAX_REDRIVES"
 POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# The redrive function's POWERTOOLS_SERVICE_NAME: its logs' and traces' service.
+REDRIVE_SERVICE_NAME = "jobfleet-redrive"
 # Per job type, from [job_types] (worker; JOB_TIMEOUTS above also reaches run-one)
 JOB_ISOLATION = "JOB_ISOLATION"
 JOB_BREAKERS = "JOB_BREAKERS"
@@ -71,6 +76,18 @@ class ConfigError(ValueError):
 # --- parsing -----------------------------------------------------------------------------------------
 
 
+@overload
+def env_number(env: Mapping[str, str], name: str, default: int, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int | None: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float | None: ...
 def env_number(
     env: Mapping[str, str],
     name: str,
@@ -79,7 +96,7 @@ def env_number(
     minimum: float,
     maximum: float,
     integer: bool = False,
-) -> Any:
+) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -124,6 +141,19 @@ def status_table_settings(env: Mapping[str, str], default_ttl_days: float) -> tu
     """(STATUS_TABLE or None when tracking is off, STATUS_TTL_DAYS)."""
     ttl_days = env_number(env, STATUS_TTL_DAYS, default_ttl_days, minimum=1, maximum=3650)
     return env.get(STATUS_TABLE) or None, ttl_days
+
+
+def parse_wake_services(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """WAKE_SERVICES -> {tier: (cluster, service)}; {} when unset (no tier to wake)."""
+    services = {}
+    for tier, target in env_json_object(env, WAKE_SERVICES, required=False).items():
+        cluster = target.get("cluster") if isinstance(target, dict) else None
+        service = target.get("service") if isinstance(target, dict) else None
+        if not (isinstance(cluster, str) and cluster and isinstance(service, str) and service):
+            raise ConfigError(f"{WAKE_SERVICES}[{tier!r}] = {target!r}: expected "
+                              '{"cluster": "<cluster name>", "service": "<service name>"}')
+        services[tier] = (cluster, service)
+    return services
 
 
 def parse_job_isolation(env: Mapping[str, str]) -> dict[str, str]:
@@ -191,8 +221,14 @@ def worker_drain_seconds(stop_timeout_seconds: int) -> int:
 
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
-                    port: int, to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
-    """The job API container (`python -m worker api`)."""
+                    port: int, wake_services: Mapping[str, tuple[str, str]] | None = None,
+                    wake_interval_seconds: int = 10,
+                    to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
+    """The job API container (`python -m worker api`); ``wake_services`` maps the tiers that scale
+    to zero to their (cluster name, service name): the API starts their first task."""
+    wake = {WAKE_SERVICES: to_json({tier: {"cluster": cluster, "service": service}
+                                    for tier, (cluster, service) in wake_services.items()}),
+            WAKE_INTERVAL_SECONDS: str(wake_interval_seconds)} if wake_services else {}
     return {
         TIER_QUEUES: to_json(dict(tier_queue_urls)),
         JOB_TYPES: to_json(dict(job_types)),
@@ -201,6 +237,7 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
         MAX_PAYLOAD_BYTES: str(max_payload_bytes),
         TIER_MAX_PAYLOAD_BYTES: to_json(dict(tier_max_payload_bytes)),
         PORT: str(port),
+        **wake,
     }
 
 
@@ -246,7 +283,7 @@ def api_results_environment(*, inline_max_bytes: int, url_seconds: int) -> dict[
 
 
 def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_redrives: int,
-                        status_table: str, status_ttl_days: int, service_name: str,
+                        status_table: str, status_ttl_days: int,
                         to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
     """The redrive function; ``tier_queues`` maps tier -> {"queueUrl", "dlqUrl"}."""
     return {
@@ -254,6 +291,6 @@ def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_red
         MAX_REDRIVES: str(max_redrives),
         STATUS_TABLE: status_table,
         STATUS_TTL_DAYS: str(status_ttl_days),
-        POWERTOOLS_SERVICE_NAME: service_name,
+        POWERTOOLS_SERVICE_NAME: REDRIVE_SERVICE_NAME,
         POWERTOOLS_LOG_LEVEL: "INFO",
     }

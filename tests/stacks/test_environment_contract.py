@@ -21,6 +21,7 @@ from worker.__main__ import api_bind_address
 from worker.api import ApiSettings
 from worker.config import DEFAULT_HANDLERS, WorkerConfig
 from worker.run_one import run_one
+from worker.wake import ServiceWaker
 
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import (
@@ -68,7 +69,8 @@ def _parse_run_one(env: RecordingEnv) -> None:
 PARSERS: dict[str, Callable[[RecordingEnv], Any]] = {
     # `python -m worker run`: its settings, and where results and job events go.
     "worker": lambda env: (WorkerConfig.from_env(env), completion_settings(env)),
-    "api": lambda env: (ApiSettings.from_env(env), api_bind_address(env)),
+    "api": lambda env: (ApiSettings.from_env(env), api_bind_address(env),
+                        ServiceWaker.from_env(env, ecs_client=boto3.client("ecs", region_name="us-east-1"))),
     "run-one": _parse_run_one,
     "redrive": RedriveSettings.from_env,
 }

@@ -57,9 +57,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import ConfigError, env_json_object, env_number
-from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobStatusStore
+from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobState, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
 from worker.results import DEFAULT_INLINE_MAX_BYTES, DEFAULT_URL_SECONDS, ResultReader, result_reader_settings
+from worker.wake import ServiceWaker
 
 log = logging.getLogger("worker.api")
 
@@ -72,9 +73,6 @@ IDEMPOTENCY_PREFIX = "idem#"
 # Request bodies larger than this are refused before parsing (payload limit x2 for whitespace/escapes).
 BODY_SLACK_BYTES = 16384
 AWS_ERRORS = (BotoCoreError, ClientError)
-
-JobState = Literal[STATES]  # the contract's job states
-
 
 # --- configuration ---------------------------------------------------------------------------------------
 
@@ -361,11 +359,15 @@ def _status_from_item(item: dict) -> JobStatus:
     )
 
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 
 
-def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_client=None) -> FastAPI:
-    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_client=None,
+               waker: ServiceWaker | None = None) -> FastAPI:
+    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*).
+
+    ``waker`` (worker.wake) starts the first task of a tier at zero tasks when a job is queued for it.
+    """
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
     results = ResultReader(s3_client or boto3.client("s3", config=_aws_config()),
                            settings.results_inline_max_bytes, settings.results_url_seconds)
@@ -490,6 +492,8 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_clie
         if key is not None:
             _quietly(idempotency.confirm, key, job_id)
         log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
+        if waker is not None:
+            waker.poke(tier)  # background, rate-limited; never fails the request
         return _accepted(job_id, tier, replayed=False)
 
     @app.get(
@@ -531,7 +535,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None, s3_clie
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented schema override
     return app
 
 
@@ -573,5 +577,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _app_lock:
         if _app is None:
-            _app = create_app(ApiSettings.from_env())
+            _app = create_app(ApiSettings.from_env(), waker=ServiceWaker.from_env())
     return _app

@@ -4,6 +4,7 @@ architecture, storage, results, events): accepted forms, warnings, and one test_
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -121,7 +122,8 @@ def test_every_container_variable_of_the_contract_is_reserved():
     from jobfleet_config.workload import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES
     from jobfleet_contract import environment as names
 
-    defined = {value for name, value in vars(names).items() if name.isupper() and isinstance(value, str)}
+    defined = {value for name, value in vars(names).items()
+               if name.isupper() and isinstance(value, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", value)}
     assert {n for n in defined if not n.startswith(RESERVED_ENV_PREFIXES)} <= RESERVED_ENV_NAMES
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -68,7 +69,7 @@ def _positive(kind: type) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}") from None
-        if value <= 0:
+        if not 0 < value < math.inf:
             raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
         return value
 
@@ -129,7 +130,21 @@ def redrive_event(args: argparse.Namespace) -> dict[str, Any]:
     ) if value is not None}
     if message_filter:
         event["filter"] = message_filter
+    _use_function_code()
+    from redrive.request import InvalidEvent, validate_event
+
+    # The function's own event model: what it would refuse is a bad argument here, not a failed run.
+    try:
+        validate_event(event)
+    except InvalidEvent as invalid:
+        raise UsageError(str(invalid)) from None
     return event
+
+
+def _use_function_code() -> None:
+    # `lambda` is not an importable package name: the function's code is on the path as Lambda has it.
+    if str(LAMBDA_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDA_DIR))
 
 
 def invoke_deployed(config: EnvironmentConfig, args: argparse.Namespace, event: dict[str, Any],
@@ -171,12 +186,10 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
         raise UsageError("--local needs --endpoint-url or AWS_ENDPOINT_URL")
-    # `lambda` is not an importable package name: the function's code is on the path as Lambda has it.
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
+    _use_function_code()
     from redrive.request import QueuePair
     from redrive.service import run_redrive
-    from redrive.status import JobStatusTable
+    from redrive.status import CopyLedger, JobStatusTable
 
     region = args.region or config.app.region or os.environ.get("AWS_REGION") or DEFAULT_LOCAL_REGION
     sqs = client_factory("sqs", endpoint_url=endpoint, region_name=region)
@@ -186,14 +199,15 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
                            target_url=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
     except sqs.exceptions.QueueDoesNotExist:
         raise OperationError(f"queue {queue_name} or {queue_name}-dlq does not exist at {endpoint}") from None
-    status_table = None
+    status_table = ledger = None
     if args.status_table:
         dynamodb = client_factory("dynamodb", endpoint_url=endpoint, region_name=region)
         status_table = JobStatusTable(dynamodb, args.status_table)
+        ledger = CopyLedger(dynamodb, args.status_table)
     return run_redrive(event, sqs=sqs, tier_queues={args.tier: queues},
                        max_redrives=config.redrive.max_redrives,
                        remaining_millis=_Deadline(config.redrive.timeout_seconds).remaining_millis,
-                       status_table=status_table)
+                       status_table=status_table, ledger=ledger)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

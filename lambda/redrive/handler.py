@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from redrive import SERVICE_NAME
 from redrive.request import parse_tier_queues
 from redrive.service import parse_max_redrives, run_redrive
-from redrive.status import JobStatusTable
+from redrive.status import CopyLedger, JobStatusTable
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
@@ -43,4 +43,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         max_redrives=max_redrives,
         remaining_millis=context.get_remaining_time_in_millis,
         status_table=JobStatusTable(_client("dynamodb"), table_name) if table_name else None,
+        ledger=CopyLedger(_client("dynamodb"), table_name) if table_name else None,
     )

@@ -15,7 +15,7 @@ from redrive.mover import DEFAULT_STOP_MARGIN_MILLIS, SelectiveMover
 from redrive.native import list_move_tasks, start_move_task
 from redrive.ratelimit import TokenBucket
 from redrive.request import InvalidEvent, QueuePair, StatusRequest, parse_event
-from redrive.status import JobStatusTable
+from redrive.status import CopyLedger, JobStatusTable
 
 logger = Logger(service=SERVICE_NAME, child=True)
 
@@ -28,6 +28,7 @@ def run_redrive(
     max_redrives: int | None,
     remaining_millis: Callable[[], int],
     status_table: JobStatusTable | None = None,
+    ledger: CopyLedger | None = None,
     sleep: Callable[[float], None] = time.sleep,
     stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
 ) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def run_redrive(
         rate_limiter=None if request.rate_per_second is None else TokenBucket(request.rate_per_second),
         sleep=sleep,
         on_moved=None if status_table is None else _marker(status_table),
+        ledger=ledger,
         stop_margin_millis=stop_margin_millis,
     )
     return mover.run().as_result()

@@ -202,6 +202,10 @@ PROD_CRITICAL = ["redrive", "--env", "prod", "--tier", "critical"]
         ([*PROD_CRITICAL, "--status", "--type", "report"],
          "--status lists move tasks and takes no redrive options"),
         ([*PROD_CRITICAL, "--bogus"], "unrecognized arguments: --bogus"),
+        ([*PROD_CRITICAL, "--rate", "nan"], "argument --rate: 'nan' is not a positive"),
+        ([*PROD_CRITICAL, "--rate", "inf"], "argument --rate: 'inf' is not a positive"),
+        ([*PROD_CRITICAL, "--older-than", "2h", "--newer-than", "1h"], "empty time window"),
+        ([*PROD_CRITICAL, "--mode", "native", "--type", "report"], "mode 'native' cannot filter"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message):

@@ -45,12 +45,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +58,7 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.auth import ANONYMOUS, Authenticator, AuthError, AuthSettings, Caller, ClientRateLimit
 from worker.config import ConfigError, env_number
 from worker.envelope import Envelope
 
@@ -107,6 +108,7 @@ class ApiSettings:
     status_ttl_days: float = 30.0
     # Tighter limits of some tiers: AWS Batch's SubmitJob carries the envelope in 30 KiB.
     tier_max_payload_bytes: dict[str, int] = field(default_factory=dict)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     def payload_limit(self, tier: str) -> int:
         return min(self.max_payload_bytes, self.tier_max_payload_bytes.get(tier, self.max_payload_bytes))
@@ -130,6 +132,7 @@ class ApiSettings:
             ),
             status_ttl_days=env_number(env, "STATUS_TTL_DAYS", 30.0, minimum=1, maximum=3650),
             tier_max_payload_bytes=_tier_limits(env, "TIER_MAX_PAYLOAD_BYTES"),
+            auth=AuthSettings.from_env(env),
         )
 
 
@@ -244,12 +247,13 @@ class DynamoJobStore:
         self._ttl_seconds = int(ttl_days * 86400)
 
     # status
-    def record_queued(self, job_id: str, job_type: str, tier: str, submitted_at: str) -> None:
+    def record_queued(self, job_id: str, job_type: str, tier: str, submitted_at: str, owner: str) -> None:
         self._table.put_item(
             Item={
                 "jobId": job_id,
                 "type": job_type,
                 "tier": tier,
+                "owner": owner,
                 "status": "queued",
                 "attempts": 0,
                 "submittedAt": submitted_at,
@@ -467,7 +471,7 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 409, 413, 422, 429, 503)}
 
 
 def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
@@ -482,6 +486,27 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
     else:
         idempotency = MemoryIdempotency()
     body_limit = settings.max_payload_bytes * 2 + BODY_SLACK_BYTES
+    authenticator = Authenticator(settings.auth)
+    rate_limit = ClientRateLimit(settings.auth.rate_limit_per_client)
+
+    def caller(request: Request) -> Caller:
+        """The authenticated client of a /jobs request, within its rate limit."""
+        try:
+            who = authenticator.caller(request.headers.get("authorization"))
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="jobfleet"'} if exc.status == 401 else None
+            raise ApiError(exc.status, exc.error, exc.reason, headers) from None
+        wait = rate_limit.retry_after(who.client_id)
+        if wait > 0:
+            raise ApiError(429, "rate-limited", f"client {who.client_id[:100]!r} is over its request rate",
+                           {"Retry-After": str(max(1, round(wait + 0.5)))})
+        return who
+
+    def require(who: Caller, scope: str) -> None:
+        try:
+            authenticator.require(who, scope)
+        except AuthError as exc:
+            raise ApiError(exc.status, exc.error, exc.reason) from None
 
     app = FastAPI(
         title="JobFleet job API",
@@ -523,7 +548,10 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         responses={**_ERRORS, 409: {"model": ErrorBody, "description": "same idempotencyKey in flight"}},
         tags=["jobs"],
     )
-    def submit_job(job: JobRequest, response: Response) -> JobAccepted:
+    # `caller` is local to this app, so it cannot be named in a (string) Annotated type.
+    def submit_job(job: JobRequest, response: Response,
+                   who: Caller = Depends(caller)) -> JobAccepted:  # noqa: B008
+        require(who, "submit")
         tier = settings.job_types.get(job.type)
         if tier is None:
             raise ApiError(
@@ -542,7 +570,10 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
                 f"payload is {size} bytes serialized; at most {limit} are accepted for {job.type!r} jobs",
             )
         job_id = str(uuid.uuid4())
+        # Keys are per client: one client can neither replay nor block another's submission.
         key = job.idempotency_key
+        if key is not None and who.client_id != ANONYMOUS:
+            key = f"{who.client_id}:{key}"
         if key is not None:
             fingerprint = _fingerprint(job.type, job.payload)
             try:
@@ -566,7 +597,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         try:
             if store is not None:
                 try:
-                    store.record_queued(job_id, job.type, tier, submitted_at)
+                    store.record_queued(job_id, job.type, tier, submitted_at, who.client_id)
                 except AWS_ERRORS as exc:
                     raise _unavailable("the status table", exc) from None
             body = Envelope(job_id, job.type, job.payload, submitted_at).to_json()
@@ -588,11 +619,12 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
     @app.get(
         "/jobs/{jobId}",
         response_model=JobStatus,
-        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
-                   503: {"model": ErrorBody}},
+        responses={code: {"model": ErrorBody} for code in (401, 403, 404, 422, 429, 501, 503)},
         tags=["jobs"],
     )
-    def job_status(job_id: str = Path(alias="jobId", min_length=1, max_length=512)) -> JobStatus:
+    def job_status(job_id: Annotated[str, Path(alias="jobId", min_length=1, max_length=512)],
+                   who: Caller = Depends(caller)) -> JobStatus:  # noqa: B008
+        require(who, "read")
         if store is None:
             raise ApiError(501, "status-disabled", "job status tracking is off (STATUS_TABLE is not set)")
         if job_id.startswith(IDEMPOTENCY_PREFIX):
@@ -601,7 +633,9 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
             item = store.get(job_id)
         except AWS_ERRORS as exc:
             raise _unavailable("the status table", exc, "the job's status cannot be read now") from None
-        if item is None or item.get("status") not in JobState.__args__:
+        # Another client's job answers exactly like a missing one: its existence is not revealed.
+        if (item is None or item.get("status") not in JobState.__args__
+                or not authenticator.may_read(who, item.get("owner"))):
             raise ApiError(404, "not-found", f"no job {job_id[:100]!r}")
         return _status_from_item(item)
 

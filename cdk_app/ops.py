@@ -32,6 +32,7 @@ from cdk_app.config import ConfigError, EnvironmentConfig, known_environments, l
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 DEFAULT_LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIAL = "testing"
 # Rows of the result table, in this order; anything else the function returns follows.
 RESULT_ORDER = ("mode", "dryRun", "examined", "matched", "moved", "kept", "failed", "quarantined",
                 "stoppedEarly", "stopReason", "remaining", "taskHandle", "approximateMessagesToMove")
@@ -192,7 +193,10 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
     from redrive.status import CopyLedger, JobStatusTable
 
     region = args.region or config.app.region or os.environ.get("AWS_REGION") or DEFAULT_LOCAL_REGION
-    sqs = client_factory("sqs", endpoint_url=endpoint, region_name=region)
+    # The local endpoint accepts any credentials: a newcomer without an AWS profile needs none.
+    local = {"endpoint_url": endpoint, "region_name": region, "aws_access_key_id": LOCAL_CREDENTIAL,
+             "aws_secret_access_key": LOCAL_CREDENTIAL}
+    sqs = client_factory("sqs", **local)
     queue_name = config.resource_name(args.tier)
     try:
         queues = QueuePair(dlq_url=sqs.get_queue_url(QueueName=f"{queue_name}-dlq")["QueueUrl"],
@@ -201,7 +205,7 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
         raise OperationError(f"queue {queue_name} or {queue_name}-dlq does not exist at {endpoint}") from None
     status_table = ledger = None
     if args.status_table:
-        dynamodb = client_factory("dynamodb", endpoint_url=endpoint, region_name=region)
+        dynamodb = client_factory("dynamodb", **local)
         status_table = JobStatusTable(dynamodb, args.status_table)
         ledger = CopyLedger(dynamodb, args.status_table)
     return run_redrive(event, sqs=sqs, tier_queues={args.tier: queues},

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,6 +19,8 @@ from botocore.stub import ANY, Stubber
 
 from cdk_app import ops
 from cdk_app.config import load_environment
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(argv: list[str], client_factory: Any = None) -> tuple[int, str, str]:
@@ -269,6 +275,20 @@ def test_local_mode_runs_the_function_code_against_the_endpoint(sqs, moto_endpoi
     copies = sqs.receive_message(QueueUrl=target_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
     assert [m["MessageAttributes"]["jobfleet.redriveCount"]["StringValue"] for m in copies["Messages"]] == [
         "1", "1"]
+
+
+def test_local_mode_needs_no_aws_credentials(moto_endpoint, local_tier, tmp_path):
+    # A newcomer's shell, as a real process: no keys, no profile, no credential files.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-m", "cdk_app.ops", "redrive", "--env", "dev", "--tier", "critical",
+         "--endpoint-url", moto_endpoint, "--dry-run"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0] == "redrive dev/critical (local)"
 
 
 def test_local_mode_reports_missing_queues(moto_endpoint):

@@ -34,7 +34,7 @@ class ApiService(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
                  image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2) -> None:
+                 status_table: dynamodb.ITableV2, auth_environment: dict[str, str]) -> None:
         super().__init__(scope, construct_id)
         api = config.api
         stack = cdk.Stack.of(self)
@@ -57,6 +57,7 @@ class ApiService(Construct):
                 "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
                 "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
                 "PORT": str(API_PORT),
+                **auth_environment,
             },
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",

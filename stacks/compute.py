@@ -17,8 +17,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
-from stacks.constructs.api_access import ApiFirewall, TokenIssuer, auth_environment
+from jobfleet_config.config import EnvironmentConfig
+from stacks.constructs.api_access import ApiFirewall, TokenIssuer, api_auth
 from stacks.constructs.api_service import ApiService
 from stacks.constructs.backlog_scaling import BacklogScaling
 from stacks.constructs.cluster import JobCluster
@@ -69,8 +69,7 @@ class ComputeStack(cdk.Stack):
                 "submit and read jobs (auth.mode = \"none\"); set auth.mode = \"jwt\" or api.internal")
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
                          image=api_image, tier_queues=tier_queues, status_table=status_table,
-                         auth_environment=auth_environment(
-                             config, self.token_issuer.issuer_url if self.token_issuer else None))
+                         auth=api_auth(config, self.token_issuer.issuer_url if self.token_issuer else None))
         api.service.node.add_dependency(job_cluster.capacity_providers)
         self.api_service = api.service
         self.api_target_group = api.target_group

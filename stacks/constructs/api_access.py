@@ -6,7 +6,7 @@ here), the settings the API container gets for it, and the WAF on the public ALB
   `submit`, `read` and `read-any`, a Cognito domain serving the OAuth2 token endpoint, and one app
   client with a secret for the client-credentials flow holding `submit` and `read` (producers add
   their own clients the same way; an operator client gets `read-any`).
-- `auth_environment`: the API container's AUTH_* variables (worker/auth.py reads them).
+- `api_auth`: what the API container is told about it (its AUTH_* variables, worker/auth.py).
 - `ApiFirewall`: a regional web ACL with AWS managed rule groups (common rule set, known bad
   inputs, Amazon IP reputation list) and a per-IP rate rule, associated with the ALB, logging
   blocked requests to CloudWatch Logs.
@@ -14,15 +14,14 @@ here), the settings the API container gets for it, and the WAF on the public ALB
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import ApiAuth
 from stacks.checkov import project_log_group
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
@@ -39,18 +38,14 @@ def scope_strings(audience: str) -> dict[str, str]:
     return {name: f"{audience}/{scope}" for name, scope in SCOPES.items()}
 
 
-def auth_environment(config: EnvironmentConfig, issuer_url: str | None) -> dict[str, str]:
-    """AUTH_* variables of the API container; `issuer_url` is the provisioned pool's, if any."""
+def api_auth(config: EnvironmentConfig, issuer_url: str | None) -> ApiAuth:
+    """The API's access settings; `issuer_url` is the provisioned pool's, if any."""
     auth = config.auth
     if auth.mode == "none":
-        return {"AUTH_MODE": "none", "RATE_LIMIT_PER_CLIENT": str(auth.rate_limit_per_client)}
-    return {
-        "AUTH_MODE": "jwt",
-        "AUTH_ISSUER": issuer_url or auth.issuer,
-        "AUTH_AUDIENCE": config.auth_audience,
-        "AUTH_SCOPES": json.dumps(scope_strings(config.auth_audience), sort_keys=True),
-        "RATE_LIMIT_PER_CLIENT": str(auth.rate_limit_per_client),
-    }
+        return ApiAuth(rate_limit_per_client=auth.rate_limit_per_client)
+    return ApiAuth(mode="jwt", issuer=issuer_url or auth.issuer, audience=config.auth_audience,
+                   scopes=scope_strings(config.auth_audience),
+                   rate_limit_per_client=auth.rate_limit_per_client)
 
 
 class TokenIssuer(Construct):

@@ -12,7 +12,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
 from cdk_app.app import add_environments, feature_flags
-from cdk_app.config import load_environment
+from jobfleet_config.config import load_environment
 from stacks.constructs.api_access import MANAGED_RULE_GROUPS
 
 ENVS = ["dev", "staging", "prod"]

@@ -29,7 +29,8 @@ from typing import Any
 
 import jwt
 
-from worker.config import ConfigError, env_number
+from jobfleet_contract import environment as names
+from jobfleet_contract.environment import ConfigError, env_number
 
 ANONYMOUS = "anonymous"
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
@@ -79,9 +80,9 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
-        mode = env.get("AUTH_MODE", "none").strip() or "none"
-        issuer = env.get("AUTH_ISSUER", "").strip().rstrip("/")
-        raw_scopes = env.get("AUTH_SCOPES", "").strip()
+        mode = env.get(names.AUTH_MODE, "none").strip() or "none"
+        issuer = env.get(names.AUTH_ISSUER, "").strip().rstrip("/")
+        raw_scopes = env.get(names.AUTH_SCOPES, "").strip()
         try:
             scopes = json.loads(raw_scopes) if raw_scopes else {}
         except ValueError as exc:
@@ -91,11 +92,12 @@ class AuthSettings:
         return cls(
             mode=mode,
             issuer=issuer,
-            audience=env.get("AUTH_AUDIENCE", "").strip(),
-            jwks_url=(env.get("AUTH_JWKS_URL", "").strip()
+            audience=env.get(names.AUTH_AUDIENCE, "").strip(),
+            jwks_url=(env.get(names.AUTH_JWKS_URL, "").strip()
                       or (f"{issuer}/.well-known/jwks.json" if issuer else "")),
             scopes=scopes,
-            rate_limit_per_client=env_number(env, "RATE_LIMIT_PER_CLIENT", 0.0, minimum=0, maximum=100_000),
+            rate_limit_per_client=env_number(env, names.RATE_LIMIT_PER_CLIENT, 0.0, minimum=0,
+                                             maximum=100_000),
         )
 
 

@@ -9,34 +9,35 @@ from typing import Any
 
 import boto3
 import pytest
+from redrive.ledger import CopyLedger
 from redrive.mover import SelectiveMover
 from redrive.ratelimit import TokenBucket
 from redrive.request import QueuePair, parse_event
 from redrive.service import run_redrive
-from redrive.status import CopyLedger, JobStatusTable
+
+from jobfleet_contract.status import JobStatusStore
 
 
 @pytest.fixture()
 def table(moto_endpoint: str) -> Any:
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-    name = f"jobs-{uuid.uuid4().hex[:12]}"
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
-    yield dynamodb, name
-    dynamodb.delete_table(TableName=name)
+    dynamodb = boto3.resource("dynamodb", endpoint_url=moto_endpoint)
+    created = dynamodb.create_table(
+        TableName=f"jobs-{uuid.uuid4().hex[:12]}", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+    yield created
+    created.delete()
 
 
 def redrive(queues: Any, sqs: Any = None, table: Any = None, **event: Any) -> dict[str, Any]:
-    dynamodb, name = table if table is not None else (None, None)
     return run_redrive(
         {"tier": "standard", "mode": "selective", **event},
         sqs=sqs or queues.sqs,
         tier_queues={"standard": QueuePair(dlq_url=queues.dlq_url, target_url=queues.target_url)},
         max_redrives=3,
         remaining_millis=lambda: 900_000,
-        status_table=None if dynamodb is None else JobStatusTable(dynamodb, name),
-        ledger=None if dynamodb is None else CopyLedger(dynamodb, name),
+        status_store=None if table is None else JobStatusStore(table),
+        ledger=None if table is None else CopyLedger(table),
     )
 
 

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from worker.api import ApiSettings, create_app
 from worker.auth import AuthSettings
-from worker.config import ConfigError
+
+from jobfleet_contract.environment import ConfigError
 
 REGION = "us-east-1"
 AUDIENCE = "https://jobs.example.test"

@@ -51,7 +51,7 @@ def api_server(moto_endpoint, queue_url) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "TIER_QUEUES": json.dumps({"standard": queue_url}),
            "JOB_TYPES": json.dumps(JOB_TYPES), "MAX_PAYLOAD_BYTES": "1000",
-           "PYTHONPATH": str(WORKER_IMAGE)}
+           "PYTHONPATH": os.pathsep.join([str(WORKER_IMAGE), str(WORKER_IMAGE.parent)])}
     env.pop("STATUS_TABLE", None)
     process = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=WORKER_IMAGE,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,28 +1,90 @@
-"""Reading JobFleet dead-letter messages: the worker's failure attributes and the job envelope."""
+"""The `jobfleet.*` SQS message attributes: their names, how the worker encodes the dead-letter reason,
+and how a dead-lettered message (a boto3 ReceiveMessage dict) is read back by the redrive.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Written by the worker when it dead-letters a message (see worker runtime contract).
-JOB_TYPE = "jobfleet.jobType"
+from jobfleet_contract.envelope import RECORD_ENVELOPE, RECORD_FAILURE, batch_failure_record, envelope_fields
+
+PREFIX = "jobfleet."
+# The dead-letter reason, written by the worker (and local mode's batch poller) on the DLQ copy.
 ERROR_TYPE = "jobfleet.errorType"
+ERROR_MESSAGE = "jobfleet.errorMessage"
+ATTEMPT = "jobfleet.attempt"
+WORKER_ID = "jobfleet.workerId"
 FAILED_AT = "jobfleet.failedAt"
-# Maintained by this Lambda: how many times the message has been sent back to its queue.
+JOB_TYPE = "jobfleet.jobType"
+# Bookkeeping of one pass through the source queue (breaker deferrals re-send the job as a new
+# message); dropped when dead-lettering so that a redriven job starts with a fresh attempt budget.
+PRIOR_ATTEMPTS = "jobfleet.priorAttempts"
+DEFERRALS = "jobfleet.deferrals"
+# Maintained by the redrive: how many times the message has been sent back to its queue.
 REDRIVE_COUNT = "jobfleet.redriveCount"
 
+SQS_MAX_MESSAGE_ATTRIBUTES = 10
+ERROR_MESSAGE_LIMIT = 1000
 # Far above any sane MAX_REDRIVES; a larger count is not a count but a corrupted attribute.
 MAX_REDRIVE_COUNT = 1_000_000
 
 Message = Mapping[str, Any]
 
 
+def string_value(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def number_value(value: int) -> dict[str, str]:
+    return {"DataType": "Number", "StringValue": str(value)}
+
+
+# --- encoding (worker side) ----------------------------------------------------------------------------
+
+
+def dead_letter_attributes(
+    original: Mapping[str, dict],
+    *,
+    error_type: str,
+    error_message: str,
+    attempt: int,
+    worker_id: str,
+    failed_at: str,
+    job_type: str,
+) -> tuple[dict[str, dict], list[str]]:
+    """Attributes for the DLQ copy: the reason (jobfleet.*) plus every original attribute SQS has room for.
+
+    Returns (attributes, names dropped). SQS allows 10 attributes; the reason always wins, then other
+    jobfleet.* attributes (e.g. jobfleet.redriveCount kept by the redrive), then the producer's.
+    """
+    if len(error_message) > ERROR_MESSAGE_LIMIT:
+        error_message = error_message[: ERROR_MESSAGE_LIMIT - 3] + "..."
+    reason = {
+        ERROR_TYPE: error_type,
+        ERROR_MESSAGE: error_message or "(no message)",
+        ATTEMPT: str(attempt),
+        WORKER_ID: worker_id,
+        FAILED_AT: failed_at,
+        JOB_TYPE: job_type,
+    }
+    attributes = {name: string_value(value) for name, value in reason.items()}
+    kept = [name for name in original if name not in attributes and name not in (PRIOR_ATTEMPTS, DEFERRALS)]
+    kept.sort(key=lambda name: not name.startswith(PREFIX))
+    room = SQS_MAX_MESSAGE_ATTRIBUTES - len(attributes)
+    for name in kept[:room]:
+        attributes[name] = original[name]
+    return attributes, kept[room:]
+
+
+# --- decoding (redrive side) ---------------------------------------------------------------------------
+
+
 class MalformedMessage(ValueError):
-    """A message whose JobFleet attributes cannot be read: it stays in the DLQ, counted and logged."""
+    """A message whose jobfleet.* attributes cannot be read: the redrive keeps it in the DLQ, counted
+    and logged, and goes on with the others."""
 
 
 def string_attribute(message: Message, name: str) -> str | None:
@@ -34,35 +96,10 @@ def string_attribute(message: Message, name: str) -> str | None:
     return attribute["StringValue"]
 
 
-def _json_object(text: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def batch_failure(message: Message) -> dict[str, Any] | None:
-    """The failure record of a batch-tier DLQ message, else None.
-
-    EventBridge cannot set message attributes, so the Batch failure rule writes
-    {"envelope": <original body as a string>, "failure": {"errorType", "reason", "failedAt", ...}}.
-    """
-    body = _json_object(message.get("Body", ""))
-    if isinstance(body.get("envelope"), str) and isinstance(body.get("failure"), dict):
-        return body
-    return None
-
-
 def body_for_copy(message: Message) -> str:
     """What goes back to the tier queue: the original envelope, unwrapped from a batch failure record."""
-    record = batch_failure(message)
-    return record["envelope"] if record is not None else message["Body"]
-
-
-def envelope(message: Message) -> dict[str, Any]:
-    """The job envelope in the body; {} when the body is not a JSON object (malformed jobs get here too)."""
-    return _json_object(body_for_copy(message))
+    record = batch_failure_record(message.get("Body", ""))
+    return record[RECORD_ENVELOPE] if record is not None else message["Body"]
 
 
 def job_type(message: Message) -> str | None:
@@ -70,12 +107,12 @@ def job_type(message: Message) -> str | None:
     attribute = string_attribute(message, JOB_TYPE)
     if attribute is not None:
         return attribute
-    body_type = envelope(message).get("type")
+    body_type = envelope_fields(message.get("Body", "")).get("type")
     return body_type if isinstance(body_type, str) else None
 
 
 def job_id(message: Message) -> str | None:
-    value = envelope(message).get("jobId")
+    value = envelope_fields(message.get("Body", "")).get("jobId")
     return value if isinstance(value, str) and value else None
 
 
@@ -83,8 +120,8 @@ def error_type(message: Message) -> str | None:
     attribute = string_attribute(message, ERROR_TYPE)
     if attribute is not None:
         return attribute
-    record = batch_failure(message)
-    value = record["failure"].get("errorType") if record is not None else None
+    record = batch_failure_record(message.get("Body", ""))
+    value = record[RECORD_FAILURE].get("errorType") if record is not None else None
     return value if isinstance(value, str) else None
 
 
@@ -93,9 +130,9 @@ def failed_at(message: Message) -> datetime | None:
     stamp = string_attribute(message, FAILED_AT)
     if stamp is None:
         # Only then parse the body: a time filter calls this for every message the mover examines.
-        record = batch_failure(message)
-        if record is not None and isinstance(record["failure"].get("failedAt"), str):
-            stamp = record["failure"]["failedAt"]
+        record = batch_failure_record(message.get("Body", ""))
+        if record is not None and isinstance(record[RECORD_FAILURE].get("failedAt"), str):
+            stamp = record[RECORD_FAILURE]["failedAt"]
     if stamp is not None:
         try:
             parsed = datetime.fromisoformat(stamp)
@@ -144,5 +181,5 @@ def attributes_for_copy(message: Message) -> dict[str, dict[str, Any]]:
     for name, attribute in message.get("MessageAttributes", {}).items():
         value_field = "BinaryValue" if "BinaryValue" in attribute else "StringValue"
         copied[name] = {"DataType": attribute["DataType"], value_field: attribute[value_field]}
-    copied[REDRIVE_COUNT] = {"DataType": "Number", "StringValue": str(redrive_count(message) + 1)}
+    copied[REDRIVE_COUNT] = number_value(redrive_count(message) + 1)
     return copied

@@ -168,6 +168,11 @@ class ApiAuth:
     rate_limit_per_client: float = 0.0
 
 
+def auth_scopes(audience: str) -> dict[str, str]:
+    """The full scope strings tokens carry for ``audience`` (a Cognito resource server identifier)."""
+    return {"submit": f"{audience}/submit", "read": f"{audience}/read", "readAny": f"{audience}/read-any"}
+
+
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
                     port: int, auth: ApiAuth, to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:

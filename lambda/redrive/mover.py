@@ -27,7 +27,6 @@ from jobfleet_contract.attributes import (
     job_id,
     redrive_count,
 )
-from jobfleet_contract.timestamps import iso_now
 from redrive import SERVICE_NAME
 from redrive.ledger import CopyLedger
 from redrive.ratelimit import TokenBucket
@@ -88,7 +87,7 @@ class SelectiveMover:
         rate_limiter: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_moved: Callable[[Sequence[Message], str], None] | None = None,
+        on_moved: Callable[[Sequence[Message]], None] | None = None,
         ledger: CopyLedger | None = None,
         stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
         receive_wait_seconds: int = 1,
@@ -248,9 +247,6 @@ class SelectiveMover:
             self._hold(messages)
             self._stopped_by = "timeLimit"
             return
-        # Taken before the send: a worker may pick a copy up at once, and whatever it writes to the
-        # job's status from then on is newer than the redrive's "queued" (see on_moved).
-        copied_at = iso_now()
         try:
             accepted = self._send_copies(messages)
         except Exception:
@@ -276,7 +272,7 @@ class SelectiveMover:
                 self._tally.moved += 1
         # After the deletes, so a failing callback cannot leave originals behind their copies.
         if self._on_moved is not None:
-            self._on_moved(accepted, copied_at)
+            self._on_moved(accepted)
 
     def _wait_for_rate(self, count: int) -> bool:
         """Sleeps as the rate limit requires; False when that wait would run past the time limit."""

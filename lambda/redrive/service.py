@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from jobfleet_contract.attributes import Message, job_id
+from jobfleet_contract.attributes import Message, job_id, redrive_count
 from jobfleet_contract.status import JobStatusStore
 from redrive import SERVICE_NAME
 from redrive.ledger import CopyLedger
@@ -58,13 +58,14 @@ def run_redrive(
 
 
 def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message], str], None]:
-    def mark_redriven(messages: Sequence[Message], copied_at: str) -> None:
+    def mark_redriven(messages: Sequence[Message]) -> None:
         for message in messages:
             identifier = job_id(message)
             if identifier is None:
                 continue
             try:
-                status_store.mark_redriven(identifier, copied_at)
+                # The copy's generation: a worker's write of it is newer than this "queued".
+                status_store.mark_redriven(identifier, redrive_count(message) + 1)
             except ClientError as error:
                 # Bookkeeping only: the job is back on its queue whatever the table says.
                 logger.warning("could not mark job queued", jobId=identifier, error=str(error))

@@ -268,8 +268,10 @@ def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter
              for job in jobs}
     for job in ("dead", "retrying"):
         expires_at = int(items[job].pop("expiresAt")["N"])
+        # Generation 1: the copy's redrive count; writes of that copy's run supersede this one.
         assert items[job] == {"jobId": {"S": job}, "status": {"S": "queued"},
-                              "updatedAt": {"S": "2026-03-01T00:00:00.000Z"}}
+                              "updatedAt": {"S": "2026-03-01T00:00:00.000Z"},
+                              "attempts": {"N": "0"}, "generation": {"N": "1"}}
         # The TTL restarts: a redriven job's record lives as long as a new one's.
         assert abs(expires_at - (time.time() + 7 * 86400)) < 120
     # The contract's transition table: a finished job stays finished, none is created.

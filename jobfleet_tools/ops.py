@@ -42,6 +42,23 @@ _SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 ClientFactory = Callable[..., Any]
 
 
+_TAG = re.compile(r"<[^>]+>")
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+MAX_ERROR_CHARS = 300
+
+
+def one_line(text: str) -> str:
+    """An error as one line: an HTML error page (a local server's) shrinks to its title or text."""
+    lowered = text.lower()
+    starts = [index for index in (lowered.find("<!doctype"), lowered.find("<html")) if index >= 0]
+    if starts:
+        page = text[min(starts):]
+        title = _TITLE.search(page)
+        text = text[:min(starts)] + (title.group(1) if title else _TAG.sub(" ", page))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
+
+
 class UsageError(Exception):
     """Bad arguments: reported on one line, exit status 2."""
 
@@ -257,7 +274,7 @@ def redrive(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO
         else:
             result = invoke_deployed(config, args, event, client_factory)
     except (ClientError, BotoCoreError) as error:
-        raise OperationError(str(error)) from None
+        raise OperationError(one_line(str(error))) from None
     if not isinstance(result, dict):
         raise OperationError(f"unexpected result from the redrive function: {result!r}")
     if "error" in result:

@@ -21,21 +21,17 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
-from jobfleet_contract.environment import ApiAuth
+from jobfleet_contract.environment import ApiAuth, auth_scopes
 from stacks.checkov import project_log_group
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
 
+# Scope names on the resource server; tokens carry them as `<audience>/<name>` (auth_scopes).
 SCOPES = {"submit": "submit", "read": "read", "readAny": "read-any"}
 # Access tokens live one hour: a leaked one is useful for no longer than that.
 ACCESS_TOKEN_VALIDITY = cdk.Duration.hours(1)
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
                        "AWSManagedRulesAmazonIpReputationList")
-
-
-def scope_strings(audience: str) -> dict[str, str]:
-    """The full scope strings in tokens: `<resource server identifier>/<scope>`."""
-    return {name: f"{audience}/{scope}" for name, scope in SCOPES.items()}
 
 
 def api_auth(config: EnvironmentConfig, issuer_url: str | None) -> ApiAuth:
@@ -44,7 +40,7 @@ def api_auth(config: EnvironmentConfig, issuer_url: str | None) -> ApiAuth:
     if auth.mode == "none":
         return ApiAuth(rate_limit_per_client=auth.rate_limit_per_client)
     return ApiAuth(mode="jwt", issuer=issuer_url or auth.issuer, audience=config.auth_audience,
-                   scopes=scope_strings(config.auth_audience),
+                   scopes=auth_scopes(config.auth_audience),
                    rate_limit_per_client=auth.rate_limit_per_client)
 
 

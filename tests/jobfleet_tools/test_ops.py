@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,32 @@ def test_local_mode_reports_missing_queues(moto_endpoint):
     assert err == ("python -m jobfleet_tools redrive: queue jobfleet-staging-batch or "
                    "jobfleet-staging-batch-dlq"
                    f" does not exist at {moto_endpoint}\n")
+
+
+class _HtmlErrors(BaseHTTPRequestHandler):
+    """A local server that answers everything with an HTML error page."""
+
+    def do_POST(self) -> None:
+        body = (b"<!DOCTYPE html>\n<html>\n<head><title>500 Internal Server Error</title></head>\n"
+                b"<body>\n<h1>Internal Server Error</h1>\n<p>The server failed.</p>\n</body></html>")
+        self.send_response(500)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_html_error_page_from_the_local_server_is_one_line():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlErrors)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, out, err = run(["--env", "dev", "--tier", "critical", "--endpoint-url",
+                              f"http://127.0.0.1:{server.server_address[1]}", "--dry-run"], boto3.client)
+    finally:
+        server.shutdown()
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "<" not in err, err
+    assert "500 Internal Server Error" in err

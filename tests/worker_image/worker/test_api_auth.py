@@ -4,14 +4,20 @@ JWKS is served over HTTP on 127.0.0.1, SQS and DynamoDB are the moto server."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -19,12 +25,13 @@ from fastapi.testclient import TestClient
 from worker.api import ApiSettings, create_app
 from worker.auth import AuthSettings
 
-from jobfleet_contract.environment import ConfigError
+from jobfleet_contract.environment import ApiAuth, ConfigError, api_environment, auth_scopes
 
 REGION = "us-east-1"
 AUDIENCE = "https://jobs.example.test"
 SCOPES = {"submit": f"{AUDIENCE}/submit", "read": f"{AUDIENCE}/read", "readAny": f"{AUDIENCE}/read-any"}
 JOB = {"type": "report", "payload": {"n": 1}}
+WORKER_IMAGE = Path(__file__).resolve().parents[3] / "worker_image"
 
 
 class Issuer:
@@ -184,3 +191,38 @@ def test_jwt_mode_needs_issuer_audience_and_all_scopes():
     with pytest.raises(ConfigError, match="AUTH_MODE must be jwt or none"):
         AuthSettings.from_env({"AUTH_MODE": "basic"})
     assert AuthSettings.from_env({"AUTH_ISSUER": "https://i/"}).jwks_url == "https://i/.well-known/jwks.json"
+
+
+def test_the_served_api_with_local_modes_auth_settings_checks_tokens_over_http(issuer, moto_endpoint, sqs,
+                                                                                tmp_path):
+    """`python -m worker api` as a real process, with the environment local mode gives it for
+    --auth-issuer/--auth-audience (the contract's api_environment)."""
+    queue = sqs.create_queue(QueueName=f"auth-served-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, **api_environment(
+        tier_queue_urls={"standard": queue}, job_types={"report": "standard"}, status_table="",
+        status_ttl_days=1, max_payload_bytes=65536, tier_max_payload_bytes={}, port=port,
+        auth=ApiAuth("jwt", issuer.url, AUDIENCE, auth_scopes(AUDIENCE), 0))}
+    env.update(API_HOST="127.0.0.1",
+               PYTHONPATH=os.pathsep.join([str(WORKER_IMAGE), str(WORKER_IMAGE.parent)]))
+    api = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert api.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.1)
+        assert httpx.post(f"{url}/jobs", json=JOB).status_code == 401
+        accepted = httpx.post(f"{url}/jobs", json=JOB, headers=bearer(issuer.token()))
+        assert accepted.status_code == 202, accepted.text
+    finally:
+        api.terminate()
+        api.wait(timeout=10)

@@ -46,6 +46,9 @@ AUTH_AUDIENCE = "AUTH_AUDIENCE"
 AUTH_JWKS_URL = "AUTH_JWKS_URL"
 AUTH_SCOPES = "AUTH_SCOPES"
 RATE_LIMIT_PER_CLIENT = "RATE_LIMIT_PER_CLIENT"
+# JSON {tier: {"cluster": name, "service": name}}: the tiers the API wakes from zero tasks
+WAKE_SERVICES = "WAKE_SERVICES"
+WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
 # Batch job (python -m worker run-one); AWS Batch itself sets the AWS_BATCH_* ones.
 JOB_ENVELOPE = "JOB_ENVELOPE"
 AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
@@ -125,6 +128,19 @@ def status_table_settings(env: Mapping[str, str], default_ttl_days: float) -> tu
     return env.get(STATUS_TABLE) or None, ttl_days
 
 
+def parse_wake_services(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """WAKE_SERVICES -> {tier: (cluster, service)}; {} when unset (no tier to wake)."""
+    services = {}
+    for tier, target in env_json_object(env, WAKE_SERVICES, required=False).items():
+        cluster = target.get("cluster") if isinstance(target, dict) else None
+        service = target.get("service") if isinstance(target, dict) else None
+        if not (isinstance(cluster, str) and cluster and isinstance(service, str) and service):
+            raise ConfigError(f"{WAKE_SERVICES}[{tier!r}] = {target!r}: expected "
+                              '{"cluster": "<cluster name>", "service": "<service name>"}')
+        services[tier] = (cluster, service)
+    return services
+
+
 def parse_max_redrives(env: Mapping[str, str]) -> int | None:
     """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
     return env_number(env, MAX_REDRIVES, None, minimum=1, maximum=10**6, integer=True)
@@ -175,8 +191,14 @@ def auth_scopes(audience: str) -> dict[str, str]:
 
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
-                    port: int, auth: ApiAuth, to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
-    """The job API container (`python -m worker api`)."""
+                    port: int, auth: ApiAuth, wake_services: Mapping[str, tuple[str, str]] | None = None,
+                    wake_interval_seconds: int = 10,
+                    to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
+    """The job API container (`python -m worker api`); ``wake_services`` maps the tiers that scale
+    to zero to their (cluster name, service name): the API starts their first task."""
+    wake = {WAKE_SERVICES: to_json({tier: {"cluster": cluster, "service": service}
+                                    for tier, (cluster, service) in wake_services.items()}),
+            WAKE_INTERVAL_SECONDS: str(wake_interval_seconds)} if wake_services else {}
     environment = {
         TIER_QUEUES: to_json(dict(tier_queue_urls)),
         JOB_TYPES: to_json(dict(job_types)),
@@ -187,6 +209,7 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
         PORT: str(port),
         AUTH_MODE: auth.mode,
         RATE_LIMIT_PER_CLIENT: str(auth.rate_limit_per_client),
+        **wake,
     }
     if auth.mode == "jwt":
         environment.update({AUTH_ISSUER: auth.issuer, AUTH_AUDIENCE: auth.audience,

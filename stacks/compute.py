@@ -67,9 +67,13 @@ class ComputeStack(cdk.Stack):
                 "jobfleet:open-api",
                 f"{config.name}: the job API is OPEN: anyone who reaches its internet-facing ALB may "
                 "submit and read jobs (auth.mode = \"none\"); set auth.mode = \"jwt\" or api.internal")
+        # Tiers that scale to zero: the API starts their first task when a job arrives.
+        wake_services = ({tier.name: self.worker_services[tier.name] for tier in config.service_tiers
+                          if tier.min_tasks == 0} if config.api.wake_from_zero else {})
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
                          image=api_image, tier_queues=tier_queues, status_table=status_table,
-                         auth=api_auth(config, self.token_issuer.issuer_url if self.token_issuer else None))
+                         auth=api_auth(config, self.token_issuer.issuer_url if self.token_issuer else None),
+                         wake_services=wake_services)
         api.service.node.add_dependency(job_cluster.capacity_providers)
         self.api_service = api.service
         self.api_target_group = api.target_group

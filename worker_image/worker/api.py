@@ -63,6 +63,7 @@ from jobfleet_contract.environment import ConfigError, env_json_object, env_numb
 from jobfleet_contract.status import DEFAULT_TTL_DAYS, OWNER, STATES, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
 from worker.auth import ANONYMOUS, Authenticator, AuthError, AuthSettings, Caller, ClientRateLimit
+from worker.wake import ServiceWaker
 
 log = logging.getLogger("worker.api")
 
@@ -422,8 +423,12 @@ class BodyLimit:
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 409, 413, 422, 429, 503)}
 
 
-def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
-    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
+               waker: ServiceWaker | None = None) -> FastAPI:
+    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*).
+
+    ``waker`` (worker.wake) starts the first task of a tier at zero tasks when a job is queued for it.
+    """
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
     store: JobStatusStore | None = None
     idempotency: DynamoIdempotency | MemoryIdempotency
@@ -564,6 +569,8 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         if key is not None:
             _quietly(idempotency.confirm, key, job_id)
         log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
+        if waker is not None:
+            waker.poke(tier)  # background, rate-limited; never fails the request
         return _accepted(response, job_id, tier, replayed=False)
 
     @app.get(
@@ -633,5 +640,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _app_lock:
         if _app is None:
-            _app = create_app(ApiSettings.from_env())
+            _app = create_app(ApiSettings.from_env(), waker=ServiceWaker.from_env())
     return _app

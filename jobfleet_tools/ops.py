@@ -203,8 +203,8 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
 
     region = args.region or config.app.region or os.environ.get("AWS_REGION") or DEFAULT_LOCAL_REGION
     # The local endpoint accepts any credentials: a newcomer without an AWS profile needs none.
-    local = {"endpoint_url": endpoint, "region_name": region, "aws_access_key_id": LOCAL_CREDENTIAL,
-             "aws_secret_access_key": LOCAL_CREDENTIAL}
+    local: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region,
+                             "aws_access_key_id": LOCAL_CREDENTIAL, "aws_secret_access_key": LOCAL_CREDENTIAL}
     sqs = client_factory("sqs", **local)
     queue_name = config.resource_name(args.tier)
     try:
@@ -214,7 +214,8 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
         raise OperationError(f"queue {queue_name} or {queue_name}-dlq does not exist at {endpoint}") from None
     status_store = ledger = None
     if args.status_table:
-        dynamodb = boto3.resource("dynamodb", **local)
+        dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region,
+                                  aws_access_key_id=LOCAL_CREDENTIAL, aws_secret_access_key=LOCAL_CREDENTIAL)
         status_store = JobStatusStore(dynamodb.Table(args.status_table), ttl_days=config.status.ttl_days)
         ledger = CopyLedger(dynamodb.Table(args.status_table))
     return run_redrive(event, sqs=sqs, tier_queues={args.tier: queues},

@@ -57,7 +57,7 @@ def run_redrive(
     return mover.run().as_result()
 
 
-def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message], str], None]:
+def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message]], None]:
     def mark_redriven(messages: Sequence[Message]) -> None:
         for message in messages:
             identifier = job_id(message)

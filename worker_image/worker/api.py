@@ -60,7 +60,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import ConfigError, env_json_object, env_number
-from jobfleet_contract.status import DEFAULT_TTL_DAYS, OWNER, STATES, JobStatusStore
+from jobfleet_contract.status import DEFAULT_TTL_DAYS, OWNER, STATES, JobState, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
 from worker.auth import ANONYMOUS, Authenticator, AuthError, AuthSettings, Caller, ClientRateLimit
 from worker.wake import ServiceWaker
@@ -76,9 +76,6 @@ IDEMPOTENCY_PREFIX = "idem#"
 # Request bodies larger than this are refused before parsing (payload limit x2 for whitespace/escapes).
 BODY_SLACK_BYTES = 16384
 AWS_ERRORS = (BotoCoreError, ClientError)
-
-JobState = Literal[STATES]  # the contract's job states
-
 
 # --- configuration ---------------------------------------------------------------------------------------
 
@@ -420,7 +417,8 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 409, 413, 422, 429, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody}
+                                            for code in (400, 401, 403, 409, 413, 422, 429, 503)}
 
 
 def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
@@ -610,7 +608,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented schema override
     return app
 
 

@@ -165,7 +165,7 @@ def _string_table(value: Any, what: str) -> dict[str, str]:
     return value
 
 
-def check_environment(value: Any) -> MappingProxyType:
+def check_environment(value: Any) -> MappingProxyType[str, str]:
     return MappingProxyType(dict(_string_table(value, "value")))
 
 
@@ -200,14 +200,14 @@ def parse_secret(value: str) -> SecretRef:
     raise WorkloadError(value, _SECRET_FORMS)
 
 
-def check_secrets(value: Any) -> MappingProxyType:
+def check_secrets(value: Any) -> MappingProxyType[str, SecretRef]:
     table = _string_table(value, "secretsmanager:<name-or-arn>[:json-key] | ssm:<name>")
     return MappingProxyType({name: parse_secret(ref) for name, ref in table.items()})
 
 
 # --- permissions -------------------------------------------------------------------------------------
 
-def check_permissions(value: Any) -> MappingProxyType:
+def check_permissions(value: Any) -> MappingProxyType[str, tuple[str, ...]]:
     """`{ "s3:read" = ["bucket/prefix/"], "sns:publish" = ["arn:..."] }`: verb -> resources."""
     if not isinstance(value, dict):
         raise WorkloadError(value, f"a table of verb = [resources]; verbs: {', '.join(PERMISSION_VERBS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 # --- names -------------------------------------------------------------------------------------------
@@ -38,6 +39,13 @@ MAX_PAYLOAD_BYTES = "MAX_PAYLOAD_BYTES"
 TIER_MAX_PAYLOAD_BYTES = "TIER_MAX_PAYLOAD_BYTES"
 PORT = "PORT"
 API_HOST = "API_HOST"
+# Job API access control (worker/auth.py)
+AUTH_MODE = "AUTH_MODE"
+AUTH_ISSUER = "AUTH_ISSUER"
+AUTH_AUDIENCE = "AUTH_AUDIENCE"
+AUTH_JWKS_URL = "AUTH_JWKS_URL"
+AUTH_SCOPES = "AUTH_SCOPES"
+RATE_LIMIT_PER_CLIENT = "RATE_LIMIT_PER_CLIENT"
 # JSON {tier: {"cluster": name, "service": name}}: the tiers the API wakes from zero tasks
 WAKE_SERVICES = "WAKE_SERVICES"
 WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
@@ -166,13 +174,14 @@ def parse_job_isolation(env: Mapping[str, str]) -> dict[str, str]:
 
 def parse_job_breakers(env: Mapping[str, str]) -> dict[str, tuple[int, float]]:
     """JOB_BREAKERS: JSON job type -> {"failures": n, "cooldownSeconds": s} (others: WORKER_BREAKER_*)."""
-    parsed = {}
+    parsed: dict[str, tuple[int, float]] = {}
     for job_type, value in env_json_object(env, JOB_BREAKERS, required=False).items():
         failures = value.get("failures") if isinstance(value, dict) else None
         cooldown = value.get("cooldownSeconds") if isinstance(value, dict) else None
         if not (_number(failures, 1, 10**6, integer=True) and _number(cooldown, 1, 900)):
             raise ConfigError(
                 f'{JOB_BREAKERS}[{job_type!r}] must be {{"failures": 1..1000000, "cooldownSeconds": 1..900}}')
+        assert isinstance(failures, int) and isinstance(cooldown, int | float)  # checked just above
         parsed[str(job_type)] = (failures, float(cooldown))
     return parsed
 
@@ -219,9 +228,26 @@ def worker_drain_seconds(stop_timeout_seconds: int) -> int:
     return max(1, stop_timeout_seconds - STOP_MARGIN_SECONDS)
 
 
+@dataclass(frozen=True)
+class ApiAuth:
+    """Who the job API admits: ``mode`` "jwt" (tokens of ``issuer`` for ``audience``, scopes
+    ``{"submit", "read", "readAny"}`` -> full scope strings) or "none"; requests/s per client."""
+
+    mode: str = "none"
+    issuer: str = ""
+    audience: str = ""
+    scopes: Mapping[str, str] = field(default_factory=dict)
+    rate_limit_per_client: float = 0.0
+
+
+def auth_scopes(audience: str) -> dict[str, str]:
+    """The full scope strings tokens carry for ``audience`` (a Cognito resource server identifier)."""
+    return {"submit": f"{audience}/submit", "read": f"{audience}/read", "readAny": f"{audience}/read-any"}
+
+
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
-                    port: int, wake_services: Mapping[str, tuple[str, str]] | None = None,
+                    port: int, auth: ApiAuth, wake_services: Mapping[str, tuple[str, str]] | None = None,
                     wake_interval_seconds: int = 10,
                     to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
     """The job API container (`python -m worker api`); ``wake_services`` maps the tiers that scale
@@ -229,7 +255,7 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
     wake = {WAKE_SERVICES: to_json({tier: {"cluster": cluster, "service": service}
                                     for tier, (cluster, service) in wake_services.items()}),
             WAKE_INTERVAL_SECONDS: str(wake_interval_seconds)} if wake_services else {}
-    return {
+    environment = {
         TIER_QUEUES: to_json(dict(tier_queue_urls)),
         JOB_TYPES: to_json(dict(job_types)),
         STATUS_TABLE: status_table,
@@ -237,8 +263,14 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
         MAX_PAYLOAD_BYTES: str(max_payload_bytes),
         TIER_MAX_PAYLOAD_BYTES: to_json(dict(tier_max_payload_bytes)),
         PORT: str(port),
+        AUTH_MODE: auth.mode,
+        RATE_LIMIT_PER_CLIENT: str(auth.rate_limit_per_client),
         **wake,
     }
+    if auth.mode == "jwt":
+        environment.update({AUTH_ISSUER: auth.issuer, AUTH_AUDIENCE: auth.audience,
+                            AUTH_SCOPES: json.dumps(dict(auth.scopes), sort_keys=True)})
+    return environment
 
 
 def batch_job_environment(*, tier: str, handlers: str, status_table: str, status_ttl_days: int,

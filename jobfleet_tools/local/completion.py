@@ -35,7 +35,7 @@ def event_summary(event: dict[str, Any]) -> str:
 
 
 class LocalCompletion:
-    def __init__(self, config: EnvironmentConfig, client: Callable[[str], Any], run_dir: Path,
+    def __init__(self, config: EnvironmentConfig, client: Callable[..., Any], run_dir: Path,
                  line: Callable[[str], None]) -> None:
         self.config = config
         self.environment = config.resource_name()

@@ -43,7 +43,7 @@ def tier_handlers(tier: TierConfig, extra_handlers: tuple[str, ...]) -> str:
     return ",".join(dict.fromkeys((*tier.handler_modules, *extra_handlers)))
 
 
-def api_env(aws: LocalAws, config: EnvironmentConfig, port: int) -> dict[str, str]:
+def api_env(aws: LocalAws, config: EnvironmentConfig, port: int, auth: names.ApiAuth) -> dict[str, str]:
     """The compute stack's environment for the API container."""
     results = (names.api_results_environment(inline_max_bytes=config.results.inline_max_bytes,
                                              url_seconds=config.results.url_seconds)
@@ -51,7 +51,7 @@ def api_env(aws: LocalAws, config: EnvironmentConfig, port: int) -> dict[str, st
     return {**base_env(aws), **names.api_environment(
         tier_queue_urls=aws.queue_urls, job_types=config.job_types, status_table=aws.table_name,
         status_ttl_days=config.status.ttl_days, max_payload_bytes=config.api.max_payload_bytes,
-        tier_max_payload_bytes=config.tier_payload_limits(), port=port,
+        tier_max_payload_bytes=config.tier_payload_limits(), port=port, auth=auth,
     ), **results, names.API_HOST: HOST}
 
 

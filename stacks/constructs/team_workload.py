@@ -9,6 +9,7 @@ policy per role (`TeamPermissions`) built from the validated vocabulary and expl
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
@@ -65,7 +66,8 @@ def container_image(scope: Construct, config: EnvironmentConfig, image: str, arc
     if spec.prebuilt:
         if spec.ecr_account:
             repo_id = f"Repository-{_slug(spec.repository)}"
-            repository = stack.node.try_find_child(repo_id) or ecr.Repository.from_repository_attributes(
+            found = cast(ecr.IRepository | None, stack.node.try_find_child(repo_id))
+            repository = found or ecr.Repository.from_repository_attributes(
                 stack, repo_id, repository_name=spec.repository,
                 repository_arn=f"arn:{spec.ecr_partition}:ecr:{spec.ecr_region}:{spec.ecr_account}:"
                                f"repository/{spec.repository}")
@@ -77,7 +79,7 @@ def container_image(scope: Construct, config: EnvironmentConfig, image: str, arc
         asset_id = f"Image-{_slug(spec.directory)}-{architecture}"
     else:
         asset_id = default_asset_id if architecture == "x86_64" else f"{default_asset_id}-{architecture}"
-    asset = stack.node.try_find_child(asset_id)
+    asset = cast(ecr_assets.DockerImageAsset | None, stack.node.try_find_child(asset_id))
     if asset is None:
         if spec.directory:
             asset = ecr_assets.DockerImageAsset(stack, asset_id, directory=str(REPO_ROOT / spec.directory),
@@ -99,7 +101,7 @@ def _secret_source(scope: Construct, name: str, ref: SecretRef):
     return secretsmanager.Secret.from_secret_name_v2(scope, construct_id, ref.name)
 
 
-def container_secrets(scope: Construct, tier: TierConfig, kind: type = ecs.Secret) -> dict:
+def container_secrets(scope: Construct, tier: TierConfig, kind: Any = ecs.Secret) -> dict[str, Any]:
     """The tier's container secrets as ``kind`` (ecs.Secret for ECS, batch.Secret for AWS Batch);
     adding them to a container grants its execution role read on exactly these."""
     secrets = {}

@@ -34,8 +34,10 @@ from jobfleet_contract.timestamps import iso_now
 SQS_MAX_MESSAGE_BYTES = 262_144  # the limit every SQS queue accepts without raising MaximumMessageSize
 
 
-def build_envelope(job_type: str, payload: dict[str, Any], job_id: str | None = None) -> str:
+def build_envelope(job_type: str, payload: dict[str, Any] | None, job_id: str | None = None) -> str:
     """The message body for a job; raises InvalidEnvelope (naming the field) for anything a worker refuses."""
+    if not isinstance(payload, dict):
+        raise InvalidEnvelope("payload must be a JSON object")
     body = Envelope(job_id or str(uuid.uuid4()), job_type, payload, iso_now()).to_json()
     parse_envelope(body)  # the worker's own validation: what passes here, the worker accepts
     size = len(body.encode())

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from worker.config import DEFAULT_HEALTH_FILE, ConfigError, WorkerConfig
+from worker.config import DEFAULT_HEALTH_FILE, ConfigError, WorkerConfig, env_number
 from worker.dispatch import load_handler_modules
 from worker.lifecycle import health_file_fresh, install_stop_signals
 from worker.memory import memory_reader
@@ -23,6 +23,7 @@ DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive 
 def _run() -> int:
     config = WorkerConfig.from_env()
     load_handler_modules(config.handler_modules)
+    status_store = status_store_from_env()
     transport = SqsTransport(
         sqs_client(read_timeout=config.poll_wait_seconds + 20), config.queue_url, config.dlq_url
     )
@@ -30,7 +31,7 @@ def _run() -> int:
         config,
         transport,
         memory_reader=memory_reader(config.memory_limit_bytes),
-        status_store=status_store_from_env(),
+        status_store=status_store,
     )
     install_stop_signals(worker.request_stop)
     return worker.run()
@@ -40,7 +41,10 @@ def _run_one(args: argparse.Namespace) -> int:
     if args.envelope is not None:
         text = args.envelope
     elif args.envelope_file is not None:
-        text = Path(args.envelope_file).read_text()
+        try:
+            text = Path(args.envelope_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"--envelope-file {args.envelope_file}: {exc.strerror}") from None
     elif os.environ.get("JOB_ENVELOPE"):
         text = os.environ["JOB_ENVELOPE"]
     else:
@@ -53,19 +57,19 @@ def _run_one(args: argparse.Namespace) -> int:
     return run_one(text, status_store_from_env())
 
 
-def _health(max_age: float) -> int:
+def _health(max_age: float | None) -> int:
+    if max_age is None:
+        max_age = env_number(
+            os.environ, "HEALTH_MAX_AGE_SECONDS", DEFAULT_HEALTH_MAX_AGE, minimum=1, maximum=86400
+        )
     return 0 if health_file_fresh(os.environ.get("HEALTH_FILE") or DEFAULT_HEALTH_FILE, max_age) else 1
 
 
 def _api() -> int:
+    port = int(env_number(os.environ, "PORT", 8080, minimum=1, maximum=65535, integer=True))
     import uvicorn  # only the API service needs it
 
-    uvicorn.run(
-        "worker.api:app",
-        host=os.environ.get("API_HOST", "0.0.0.0"),
-        port=int(os.environ.get("PORT", "8080")),
-        log_config=None,
-    )
+    uvicorn.run("worker.api:app", host=os.environ.get("API_HOST", "0.0.0.0"), port=port, log_config=None)
     return 0
 
 
@@ -78,18 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--envelope", help="envelope JSON")
     source.add_argument("--envelope-file", help="path of a file holding the envelope JSON")
     health = commands.add_parser("health", help="exit 0 if the poll loop touched HEALTH_FILE recently")
-    health.add_argument(
-        "--max-age",
-        type=float,
-        default=float(os.environ.get("HEALTH_MAX_AGE_SECONDS") or DEFAULT_HEALTH_MAX_AGE),
-    )
+    health.add_argument("--max-age", type=float, help="seconds (default: HEALTH_MAX_AGE_SECONDS, else 120)")
     commands.add_parser("api", help="serve the job API (worker.api:app) on $PORT")
     args = parser.parse_args(argv)
 
-    if args.command == "health":
-        return _health(args.max_age)
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     try:
+        if args.command == "health":
+            return _health(args.max_age)
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
         if args.command == "run":
             return _run()
         if args.command == "run-one":

@@ -36,6 +36,12 @@ def env_number(
     return value
 
 
+def aws_region(env: Mapping[str, str] = os.environ) -> str | None:
+    """The region for AWS clients: boto3 reads only AWS_DEFAULT_REGION, while ECS, Lambda and most
+    tooling set AWS_REGION; the latter wins when both are set."""
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+
+
 def parse_job_timeouts(env: Mapping[str, str]) -> dict[str, float]:
     raw = env.get("JOB_TIMEOUTS", "").strip()
     if not raw:

@@ -34,6 +34,8 @@ def parse_envelope(body: str) -> Envelope:
         data = json.loads(body)
     except (TypeError, ValueError) as exc:
         raise InvalidEnvelope(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEnvelope("body is nested too deeply to parse") from None
     if not isinstance(data, dict):
         raise InvalidEnvelope(f"body must be a JSON object, got {type(data).__name__}")
     if isinstance(data.get("envelope"), str) and isinstance(data.get("failure"), dict):

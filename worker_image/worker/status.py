@@ -14,7 +14,10 @@ import time
 from datetime import UTC, datetime
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from worker.config import aws_region, env_number
 
 log = logging.getLogger("worker.status")
 
@@ -26,6 +29,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED = (
     "dead-lettered",
 )
 DEFAULT_TTL_DAYS = 30
+# Every call bounded: a table that connects and never answers costs at most ~2 x (2 + 3) s per write.
+_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
 
 
 def _iso_now() -> str:
@@ -45,7 +50,10 @@ class JobStatusStore:
         allowed_from: tuple[str, ...],
         fields: dict,
         remove: tuple[str, ...] = (),
+        attempt_condition: str = "",
     ) -> bool:
+        """Conditional update. ``attempt_condition`` ("<=" or "=") compares the stored ``attempts`` with
+        this write's attempt, so an older attempt finishing late cannot overwrite a newer one."""
         fields = {
             **fields,
             "status": status,
@@ -60,6 +68,12 @@ class JobStatusStore:
         allowed = [f":from{i}" for i in range(len(allowed_from))]
         values.update(dict(zip(allowed, allowed_from, strict=True)))
         condition = f"attribute_not_exists(jobId) OR #status IN ({', '.join(allowed)})"
+        if attempt_condition:
+            names["#attempts"] = "attempts"
+            condition = (
+                f"attribute_not_exists(jobId) OR (#status IN ({', '.join(allowed)}) AND "
+                f"(attribute_not_exists(#attempts) OR #attempts {attempt_condition} :attempts))"
+            )
         try:
             self._table.update_item(
                 Key={"jobId": job_id},
@@ -82,7 +96,7 @@ class JobStatusStore:
             QUEUED,
             (DEAD_LETTERED, FAILED),
             {"type": job_type, "tier": tier or self._tier},
-            remove=("startedAt", "finishedAt", "lastError"),
+            remove=("startedAt", "finishedAt", "lastError", "attempts"),
         )
 
     def mark_running(self, job_id: str, job_type: str, attempt: int) -> bool:
@@ -91,6 +105,14 @@ class JobStatusStore:
             RUNNING,
             (QUEUED, RUNNING, FAILED),
             {"type": job_type, "tier": self._tier, "attempts": attempt, "startedAt": _iso_now()},
+            attempt_condition="<=",
+        )
+
+    def mark_released(self, job_id: str, job_type: str, attempt: int) -> bool:
+        """Handed back to the queue by a draining worker: running -> queued, only if the record is still
+        this attempt's (a newer attempt elsewhere owns it otherwise)."""
+        return self._write(
+            job_id, QUEUED, (RUNNING,), {"type": job_type, "attempts": attempt}, attempt_condition="="
         )
 
     def mark_failed(self, job_id: str, job_type: str, attempt: int, error: str) -> bool:
@@ -100,6 +122,7 @@ class JobStatusStore:
             FAILED,
             (QUEUED, RUNNING, FAILED),
             {"type": job_type, "tier": self._tier, "attempts": attempt, "lastError": error[:1000]},
+            attempt_condition="<=",
         )
 
     def mark_succeeded(self, job_id: str, job_type: str, attempt: int) -> bool:
@@ -108,6 +131,7 @@ class JobStatusStore:
             SUCCEEDED,
             (QUEUED, RUNNING, FAILED),
             {"type": job_type, "tier": self._tier, "attempts": attempt, "finishedAt": _iso_now()},
+            attempt_condition="<=",
         )
 
     def mark_dead_lettered(self, job_id: str, job_type: str, attempt: int, error: str) -> bool:
@@ -122,6 +146,7 @@ class JobStatusStore:
                 "lastError": error[:1000],
                 "finishedAt": _iso_now(),
             },
+            attempt_condition="<=",
         )
 
     def get(self, job_id: str) -> dict | None:
@@ -132,7 +157,6 @@ def status_store_from_env(env=os.environ) -> JobStatusStore | None:
     table_name = env.get("STATUS_TABLE")
     if not table_name:
         return None
-    ttl_days = float(env.get("STATUS_TTL_DAYS") or DEFAULT_TTL_DAYS)
-    return JobStatusStore(
-        boto3.resource("dynamodb").Table(table_name), env.get("TIER") or "default", ttl_days
-    )
+    ttl_days = env_number(env, "STATUS_TTL_DAYS", DEFAULT_TTL_DAYS, minimum=1, maximum=3650)
+    dynamodb = boto3.resource("dynamodb", region_name=aws_region(env), config=_CLIENT_CONFIG)
+    return JobStatusStore(dynamodb.Table(table_name), env.get("TIER") or "default", ttl_days)

@@ -68,3 +68,24 @@ def test_queued_refused_for_a_running_job(store):
 def test_store_only_when_table_configured(moto_endpoint):
     assert status_store_from_env({}) is None
     assert isinstance(status_store_from_env({"STATUS_TABLE": "t", "TIER": "batch"}), JobStatusStore)
+
+
+def test_a_late_outcome_of_an_older_attempt_cannot_overwrite_a_newer_one(store):
+    """Defect 10: attempt 1 failing late must not overwrite attempt 2's state or move attempts back."""
+    assert store.mark_running("j6", "report", 1)
+    assert store.mark_running("j6", "report", 2)  # redelivered elsewhere while attempt 1 still ran
+    assert not store.mark_failed("j6", "report", 1, "TimeoutError: late")
+    assert not store.mark_dead_lettered("j6", "report", 1, "TimeoutError: late")
+    assert not store.mark_released("j6", "report", 1)
+    item = store.get("j6")
+    assert item["status"] == "running" and item["attempts"] == 2
+
+
+def test_released_job_goes_back_to_queued_and_a_redrive_restarts_the_attempt_count(store):
+    assert store.mark_running("j7", "report", 3)
+    assert store.mark_released("j7", "report", 3)
+    assert store.get("j7")["status"] == "queued" and store.get("j7")["attempts"] == 3
+    assert store.mark_running("j7", "report", 4)
+    assert store.mark_dead_lettered("j7", "report", 4, "boom")
+    assert store.mark_queued("j7", "report")  # redrive: a fresh attempt budget
+    assert store.mark_running("j7", "report", 1)

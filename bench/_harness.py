@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -180,10 +181,9 @@ class CountingProxy:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                try:
+                # The contender may exit mid-poll (Celery's child ends with os._exit).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the contender exited mid-poll (Celery's child ends with os._exit)
                 upstream.close()
 
             do_GET = do_POST = _forward

@@ -6,7 +6,8 @@ fixed-concurrency pools (the same worker with memory admission switched off and 
 approaches, ``WORKER_CONCURRENCY`` = 4..12: what a team would tune by hand) and JobFleet at concurrency
 16 with the memory guard measuring its RSS against 600 MiB. Reports each one's peak RSS (getrusage: the
 process's high-water mark; jobs run as threads, so the process is the whole tree) and throughput; the
-baseline is the fastest pool that stayed under the limit in this run. Prints ``ratio: <JobFleet jobs/s / best fitting pool jobs/s>`` last.
+baseline is the fastest pool that stayed under the limit in this run. Prints
+``ratio: <JobFleet jobs/s / best fitting pool jobs/s>`` last.
 Run: ``.venv/bin/python bench/memory_guard.py``.
 """
 

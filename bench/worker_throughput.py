@@ -3,7 +3,7 @@ loop (receive 1, process, delete 1, sequential).
 
 One moto server; each contender consumes its own queue on it, in its own process, through a counting HTTP
 proxy (so SQS calls are counted at the wire the same way for boto3 and for kombu's pycurl client); a
-feeder thread keeps ~100 messages queued. Handler: 50 ms sleep (I/O). JobFleet and Celery run 16 at a
+feeder thread keeps ~30 messages queued. Handler: 50 ms sleep (I/O). JobFleet and Celery run 16 at a
 time (JobFleet: WORKER_CONCURRENCY=16; Celery: threads pool, concurrency 16, acks_late so a message is
 deleted after its task like JobFleet's; long polling 20 s for both). Prints msg/s, SQS calls per message,
 worker CPU-seconds per message, and the ratios last.
@@ -235,7 +235,7 @@ def main() -> None:
         proxy.stop()
         server.stop()
     print(
-        f"handler: {HANDLER_SECONDS * 1000:.0f} ms sleep; messages fed keeping ~100 queued; moto server on "
+        f"handler: {HANDLER_SECONDS * 1000:.0f} ms sleep; messages fed keeping ~30 queued; moto server on "
         "127.0.0.1; SQS calls counted at a proxy in front of it"
     )
     print(

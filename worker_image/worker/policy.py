@@ -259,6 +259,9 @@ class FootprintModel:
             self.footprints[job_type] = max(self.footprints.get(job_type, 0.0), share)
         return share, worker_peak
 
+    def knows(self, job_type: str) -> bool:
+        return job_type in self.footprints
+
     def discard(self, key: object) -> None:
         """Forget a job that ended without running to an outcome worth learning from (e.g. skipped)."""
         self._peaks.pop(key, None)
@@ -280,10 +283,11 @@ class FootprintModel:
         return max(used_bytes, committed) + self.footprints[job_type] <= high_water * limit_bytes
 
 
-def receive_count(free_slots: int, waiting: int, paused: bool, draining: bool) -> int:
-    """Messages to ask SQS for: never more than free slots (no prefetch) or SQS's 10, and none while
-    received messages still wait for memory (the backlog in the process stays one receive deep)."""
-    if paused or draining or waiting:
+def receive_count(free_slots: int, probe_waiting: bool, paused: bool, draining: bool) -> int:
+    """Messages to ask SQS for: never more than free slots (messages waiting for memory hold theirs, so
+    nothing is prefetched beyond capacity) or SQS's 10; none while a job of a type never seen waits to
+    run alone (more arrivals would only keep it waiting)."""
+    if paused or draining or probe_waiting:
         return 0
     return max(0, min(10, free_slots))
 

@@ -315,35 +315,47 @@ class Worker:
         }
 
     def _admit(self) -> int:
-        """Start what may start among the received messages; return how many more to receive."""
-        reading = self._read_memory()
-        self._update_pause(reading)
+        """Start what may start among the received messages; return how many more to receive.
+
+        Called by the poll loop, by every finishing job and by housekeeping: a message waiting for
+        memory must not wait for a long poll to end."""
         now = time.monotonic()
         starts: list[tuple[_Held, Callable[[_Held], None]]] = []
         with self._lock:
+            # Read under the lock: a reading taken before a job's state changed would charge its memory
+            # to the jobs still running.
+            reading = self._read_memory()
+            self._update_pause(reading)
             self._footprint.observe(reading.used_bytes, self._running_types())
             running_types = list(self._running_types().values())
+            probe_waiting = False  # a type never seen waits to run alone: admit nothing after it
             for held in list(self._waiting):
                 if held.rejection is not None:
                     action = self._dead_letter_unrun
                 elif self._breaker.blocked(held.job_type, now):
                     action = self._defer
-                elif not self._paused and self._footprint.admits(
-                    held.job_type,
-                    running_types,
-                    reading.used_bytes,
-                    reading.limit_bytes,
-                    self.config.memory_high_water,
+                elif (
+                    not self._paused
+                    and not probe_waiting
+                    and self._footprint.admits(
+                        held.job_type,
+                        running_types,
+                        reading.used_bytes,
+                        reading.limit_bytes,
+                        self.config.memory_high_water,
+                    )
                 ):
                     action = self._run_job if self._breaker.allow(held.job_type, now) else self._defer
-                    running_types.append(held.job_type)
+                    if action == self._run_job:
+                        running_types.append(held.job_type)
                 else:
-                    continue  # waits for memory
+                    probe_waiting = probe_waiting or not self._footprint.knows(held.job_type)
+                    continue  # waits for memory; lighter jobs behind it may still start
                 self._waiting.remove(held)
                 held.state = RUNNING if action == self._run_job else SETTLING
                 starts.append((held, action))
             free = self.config.concurrency - self._count(RUNNING) - len(self._waiting)
-            wanted = receive_count(free, len(self._waiting), self._paused, self._stop.is_set())
+            wanted = receive_count(free, probe_waiting, self._paused, self._stop.is_set())
         for held, action in starts:
             threading.Thread(
                 target=self._job_thread,
@@ -354,6 +366,7 @@ class Worker:
         return wanted
 
     def _update_pause(self, reading: MemoryReading) -> None:
+        """Apply the hysteresis to a reading (lock held)."""
         paused = memory_paused(
             reading.fraction, self._paused, self.config.memory_high_water, self.config.memory_low_water
         )
@@ -382,6 +395,8 @@ class Worker:
                 held.state = SETTLED
                 self._footprint.discard(held.message.message_id)
             self._wake.set()
+            if not self._stop.is_set():
+                self._admit()
 
     def _run_job(self, held: _Held) -> None:
         envelope = held.envelope
@@ -570,9 +585,9 @@ class Worker:
 
     def _housekeeping_tick(self) -> None:
         now = time.monotonic()
-        reading = self._read_memory()
+        if not self._stop.is_set():
+            self._admit()  # also samples memory for the footprint model
         with self._lock:
-            self._footprint.observe(reading.used_bytes, self._running_types())
             busy = bool(self._held)
         self._protection.update(busy, now)
         if now < self._sqs_quiet_until:

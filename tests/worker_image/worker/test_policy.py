@@ -149,13 +149,13 @@ def test_memory_guard_hysteresis(fraction, was_paused, expected):
     assert memory_paused(fraction, was_paused, high_water=0.8, low_water=0.6) is expected
 
 
-def test_receive_count_never_exceeds_free_slots_or_ten_and_waits_for_waiting_messages():
-    assert receive_count(16, 0, paused=False, draining=False) == 10
-    assert receive_count(3, 0, paused=False, draining=False) == 3
-    assert receive_count(8, 1, paused=False, draining=False) == 0  # a received message waits for memory
-    assert receive_count(8, 0, paused=True, draining=False) == 0
-    assert receive_count(8, 0, paused=False, draining=True) == 0
-    assert receive_count(0, 0, paused=False, draining=False) == 0
+def test_receive_count_never_exceeds_free_slots_or_ten():
+    assert receive_count(16, False, paused=False, draining=False) == 10
+    assert receive_count(3, False, paused=False, draining=False) == 3
+    assert receive_count(8, True, paused=False, draining=False) == 0  # a new type waits to run alone
+    assert receive_count(8, False, paused=True, draining=False) == 0
+    assert receive_count(8, False, paused=False, draining=True) == 0
+    assert receive_count(0, False, paused=False, draining=False) == 0
 
 
 def test_zero_wait_receive_pauses_instead_of_spinning():

@@ -25,7 +25,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.nag import acknowledge
 from stacks.retention import removal_policy

@@ -17,6 +17,8 @@ import pytest
 
 SUPPORT_DIR = Path(__file__).parent / "support"
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+# A worker subprocess imports this checkout's worker and contract, whatever the venv has installed.
+CHECKOUT_PATH = [str(WORKER_IMAGE_DIR), str(WORKER_IMAGE_DIR.parent)]
 # The test handlers must be importable under one name, in-process and in subprocesses alike.
 sys.path.insert(0, str(SUPPORT_DIR))
 
@@ -46,7 +48,8 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
 def status_table(moto_endpoint):
     """A fresh job-status table on the moto server: (table name, JobStatusStore on it)."""
     import boto3
-    from worker.status import JobStatusStore
+
+    from jobfleet_contract.status import JobStatusStore
 
     name = f"status-{uuid.uuid4().hex[:8]}"
     table = boto3.resource("dynamodb", endpoint_url=moto_endpoint).create_table(
@@ -227,7 +230,7 @@ def worker_env(queues: Queues, tmp_path: Path, **extra: str) -> dict[str, str]:
         TIER="test",
         PYTHONUNBUFFERED="1",
         JOB_MAX_SECONDS="30",
-        PYTHONPATH=os.pathsep.join([str(WORKER_IMAGE_DIR), str(SUPPORT_DIR)]),
+        PYTHONPATH=os.pathsep.join([*CHECKOUT_PATH, str(SUPPORT_DIR)]),
     )
     env.pop("ECS_AGENT_URI", None)
     env.update(extra)

@@ -40,5 +40,17 @@ def test_requirements_are_pinned_and_context_is_trimmed():
         if line.strip() and not line.startswith("#")
     ]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines)
-    ignored = (WORKER_IMAGE / ".dockerignore").read_text()
-    assert "**/__pycache__" in ignored and ".venv" in ignored
+    ignored = (WORKER_IMAGE / "Dockerfile.dockerignore").read_text().splitlines()
+    # The context is the repo root, trimmed to what the image copies: everything else is excluded.
+    assert ignored[ignored.index("*"):ignored.index("*") + 5] == [
+        "*", "!worker_image/Dockerfile", "!worker_image/requirements.txt", "!worker_image/worker",
+        "!jobfleet_contract"]
+    assert "**/__pycache__" in ignored
+
+
+def test_image_ships_the_worker_and_the_contract_it_imports():
+    final = _stages()[-1]
+    assert "COPY worker_image/worker/ /app/worker/" in final
+    assert "COPY jobfleet_contract/ /app/jobfleet_contract/" in final
+    assert re.search(r"(?m)^\s+PYTHONPATH=/app", final)
+    assert "COPY worker_image/requirements.txt /tmp/requirements.txt" in _stages()[0]

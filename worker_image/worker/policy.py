@@ -5,18 +5,12 @@ Nothing here talks to AWS or reads the clock, so every rule is unit-tested direc
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from enum import Enum
 
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43200
-SQS_MAX_MESSAGE_ATTRIBUTES = 10
-SQS_MAX_BODY_BYTES = 262_144
-ERROR_MESSAGE_LIMIT = 1000
-# Key of the record a breaker deferral re-sends: {"jobfleet.deferred": {...}, "body": <original body>}.
-DEFERRED_KEY = "jobfleet.deferred"
 
 
 # --- attempts and backoff -------------------------------------------------------------------------------
@@ -26,46 +20,10 @@ def attempt_number(approximate_receive_count: int, prior_attempts: int) -> int:
     """Real attempts so far, this one included.
 
     SQS counts receives of *this* message; a breaker deferral re-sends the job as a new message whose
-    count restarts at 1, carrying the attempts already spent (see :func:`deferred_body`).
+    count restarts at 1, carrying the attempts already spent in its deferral record
+    (``jobfleet_contract.envelope.deferred_body``).
     """
     return max(1, approximate_receive_count) + max(0, prior_attempts)
-
-
-@dataclass(frozen=True)
-class Deferral:
-    body: str  # the producer's original body
-    prior_attempts: int = 0
-    deferrals: int = 0
-
-
-def deferred_body(deferral: Deferral) -> str | None:
-    """Body of the message a breaker deferral re-sends, or None when it would exceed SQS's body limit.
-
-    The bookkeeping travels in the body, not in message attributes: a message may already carry all 10
-    attributes SQS allows, and a deferral must never have to fall back to spending a receive.
-    """
-    body = json.dumps(
-        {
-            DEFERRED_KEY: {"priorAttempts": deferral.prior_attempts, "deferrals": deferral.deferrals},
-            "body": deferral.body,
-        }
-    )
-    return body if len(body.encode()) <= SQS_MAX_BODY_BYTES else None
-
-
-def read_deferral(body: str) -> Deferral:
-    """The original body and bookkeeping of a received message; a plain body is a first pass."""
-    if not body.startswith('{"' + DEFERRED_KEY + '"'):
-        return Deferral(body)
-    try:
-        data = json.loads(body)
-        record, original = data[DEFERRED_KEY], data["body"]
-        prior, deferrals = int(record["priorAttempts"]), int(record["deferrals"])
-    except (ValueError, TypeError, KeyError, RecursionError):
-        return Deferral(body)  # not ours after all: the envelope parser will say what is wrong with it
-    if not isinstance(original, str):
-        return Deferral(body)
-    return Deferral(original, max(0, prior), max(0, deferrals))
 
 
 def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> int:
@@ -296,40 +254,3 @@ def empty_receive_pause(wait_seconds: int) -> float:
     """Seconds to pause after a receive that returned nothing: long polling already waited; a zero
     wait (short polling) must not turn an empty queue into a busy loop."""
     return 0.0 if wait_seconds >= 1 else 1.0
-
-
-# --- dead-letter attributes -------------------------------------------------------------------------------
-
-
-def dead_letter_attributes(
-    original: dict[str, dict],
-    *,
-    error_type: str,
-    error_message: str,
-    attempt: int,
-    worker_id: str,
-    failed_at: str,
-    job_type: str,
-) -> tuple[dict[str, dict], list[str]]:
-    """Attributes for the DLQ copy: the reason (jobfleet.*) plus every original attribute SQS has room for.
-
-    Returns (attributes, names dropped). SQS allows 10 attributes; the reason always wins, then other
-    jobfleet.* attributes (e.g. jobfleet.redriveCount kept by the redrive Lambda), then the producer's.
-    """
-    if len(error_message) > ERROR_MESSAGE_LIMIT:
-        error_message = error_message[: ERROR_MESSAGE_LIMIT - 3] + "..."
-    reason = {
-        "jobfleet.errorType": error_type,
-        "jobfleet.errorMessage": error_message or "(no message)",
-        "jobfleet.attempt": str(attempt),
-        "jobfleet.workerId": worker_id,
-        "jobfleet.failedAt": failed_at,
-        "jobfleet.jobType": job_type,
-    }
-    attributes = {name: {"DataType": "String", "StringValue": value} for name, value in reason.items()}
-    kept = [name for name in original if name not in attributes]
-    kept.sort(key=lambda name: not name.startswith("jobfleet."))
-    room = SQS_MAX_MESSAGE_ATTRIBUTES - len(attributes)
-    for name in kept[:room]:
-        attributes[name] = original[name]
-    return attributes, kept[room:]

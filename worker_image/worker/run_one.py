@@ -15,10 +15,11 @@ from collections.abc import Mapping
 
 import psutil
 
-from worker.config import env_number, parse_job_timeouts
+from jobfleet_contract import environment as names
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.environment import env_number, parse_job_timeouts
+from jobfleet_contract.errors import PermanentError
 from worker.dispatch import JobContext, handler_for
-from worker.envelope import parse_envelope
-from worker.errors import PermanentError
 from worker.isolation import ThreadExecutor
 from worker.observability import Metrics
 from worker.settle import DEAD_LETTERED, FAILED, SUCCEEDED, JobRecorder, Outcome, StatusWriter
@@ -32,12 +33,14 @@ STATUS_FLUSH_SECONDS = 10.0  # the final status write gets this long before the 
 
 
 def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.environ) -> int:
-    attempt = int(env_number(env, "AWS_BATCH_JOB_ATTEMPT", 1, minimum=1, maximum=10, integer=True))
+    attempt = int(env_number(env, names.AWS_BATCH_JOB_ATTEMPT, 1, minimum=1, maximum=10, integer=True))
     job_timeouts = parse_job_timeouts(env)
-    default_max = env_number(env, "JOB_MAX_SECONDS", DEFAULT_MAX_SECONDS, minimum=1, maximum=43200)
+    default_max = env_number(env, names.JOB_MAX_SECONDS, DEFAULT_MAX_SECONDS, minimum=1, maximum=43200)
     status = StatusWriter(status_store) if status_store is not None else None
     recorder = JobRecorder(
-        status, Metrics(env.get("TIER") or "default"), env.get("AWS_BATCH_JOB_ID") or f"run-one-{os.getpid()}"
+        status,
+        Metrics(env.get(names.TIER) or "default"),
+        env.get(names.AWS_BATCH_JOB_ID) or f"run-one-{os.getpid()}",
     )
     try:
         outcome = _execute(envelope_text, attempt, job_timeouts, default_max, status)

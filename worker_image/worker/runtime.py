@@ -15,14 +15,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.config import ConfigError, WorkerConfig
+from jobfleet_contract.attributes import dead_letter_attributes
+from jobfleet_contract.envelope import Deferral, Envelope, deferred_body, parse_envelope, read_deferral
+from jobfleet_contract.environment import ConfigError
+from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import SUCCEEDED as STATUS_SUCCEEDED
+from jobfleet_contract.timestamps import iso_now
+from worker.config import WorkerConfig
 from worker.dispatch import JobContext, handler_for
-from worker.envelope import Envelope, parse_envelope
-from worker.errors import BreakerOpen, PermanentError, error_type_name
+from worker.errors import BreakerOpen, error_type_name
 from worker.isolation import make_executor
 from worker.lifecycle import TaskProtection, touch_health_file
 from worker.memory import MemoryReader, MemoryReading
@@ -30,18 +34,14 @@ from worker.observability import Metrics
 from worker.policy import (
     CircuitBreaker,
     DeadLetter,
-    Deferral,
     FootprintModel,
     Retry,
     attempt_number,
-    dead_letter_attributes,
     decide_failure,
     deferral_delay,
-    deferred_body,
     empty_receive_pause,
     heartbeat_extension,
     memory_paused,
-    read_deferral,
     receive_count,
 )
 from worker.settle import (
@@ -55,7 +55,6 @@ from worker.settle import (
     Outcome,
     StatusWriter,
 )
-from worker.status import SUCCEEDED as STATUS_SUCCEEDED
 from worker.transport import Message, QueueNotFound, SqsTransport
 
 log = logging.getLogger("worker.runtime")
@@ -79,10 +78,6 @@ STATUS_FLUSH_SECONDS = 5.0
 # A held message is WAITING (for memory), RUNNING (its handler), SETTLING (dead-letter or deferral in
 # progress) or SETTLED (awaiting its batched delete).
 WAITING, RUNNING, SETTLING, SETTLED = "waiting", "running", "settling", "settled"
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(eq=False)
@@ -524,7 +519,7 @@ class Worker:
             error_message=str(outcome.error),
             attempt=held.attempt,
             worker_id=self.config.worker_id,
-            failed_at=_iso_now(),
+            failed_at=iso_now(),
             job_type=outcome.job_type or "unknown",
         )
         if dropped:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.config import Config
+
+from jobfleet_contract.environment import aws_region
 from worker.dispatch import is_registered
 from worker.errors import error_type_name
 from worker.observability import UNKNOWN_TYPE, Metrics
@@ -29,6 +33,16 @@ SUCCEEDED, FAILED, DEAD_LETTERED, DEFERRED, RELEASED, SKIPPED = (
     "skipped",
 )
 STATUS_BACKLOG = 1000  # pending status writes kept while the table is slow; beyond that they are dropped
+# Every status call bounded: a table that connects and never answers costs at most 2 x (2 + 3) s a write.
+_STATUS_CLIENT = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+
+
+def status_dynamodb(env: Mapping[str, str]):
+    """The DynamoDB resource the worker's status store writes through: bounded timeouts and retries,
+    region from AWS_REGION too."""
+    import boto3
+
+    return boto3.resource("dynamodb", region_name=aws_region(env), config=_STATUS_CLIENT)
 
 
 @dataclass(frozen=True)

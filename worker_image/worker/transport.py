@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from worker.config import aws_region
+from jobfleet_contract.environment import aws_region
 
 log = logging.getLogger("worker.transport")
 
@@ -57,7 +58,7 @@ def sqs_client(read_timeout: int = 40):
     """boto3 client honouring AWS_REGION / AWS_ENDPOINT_URL; read timeout outlasts a 20 s long poll."""
     return boto3.client(
         "sqs",
-        region_name=aws_region(),
+        region_name=aws_region(os.environ),
         config=Config(
             read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}
         ),

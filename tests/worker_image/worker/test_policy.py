@@ -9,19 +9,15 @@ from worker.policy import (
     BreakerState,
     CircuitBreaker,
     DeadLetter,
-    Deferral,
     FootprintModel,
     Retry,
     attempt_number,
     backoff_seconds,
-    dead_letter_attributes,
     decide_failure,
     deferral_delay,
-    deferred_body,
     empty_receive_pause,
     heartbeat_extension,
     memory_paused,
-    read_deferral,
     receive_count,
 )
 
@@ -209,34 +205,3 @@ def test_one_job_bigger_than_the_headroom_never_stops_admission():
     model.observe(100 * MIB, {})
     assert model.admits("big", [], 100 * MIB, 600 * MIB, 0.8)
     assert not model.admits("big", ["big"], 590 * MIB, 600 * MIB, 0.8)
-
-
-def test_deferral_bookkeeping_travels_in_the_body_whatever_the_attributes():
-    """Defect 9: deferral state no longer needs a free message attribute."""
-    original = '{"jobId": "j", "type": "t", "payload": {}, "submittedAt": "2024-01-01T00:00:00Z"}'
-    body = deferred_body(Deferral(original, prior_attempts=2, deferrals=3))
-    assert read_deferral(body) == Deferral(original, 2, 3)
-    assert read_deferral(original) == Deferral(original)
-    assert read_deferral('{"jobfleet.deferred": 1}') == Deferral('{"jobfleet.deferred": 1}')
-    assert deferred_body(Deferral("x" * 262_100)) is None  # over SQS's body limit: caller falls back
-
-
-def test_dead_letter_attributes_carry_reason_and_keep_room_for_redrive_bookkeeping():
-    original = {f"producer{i}": {"DataType": "String", "StringValue": str(i)} for i in range(5)}
-    original["jobfleet.redriveCount"] = {"DataType": "Number", "StringValue": "2"}
-    original["jobfleet.errorType"] = {"DataType": "String", "StringValue": "OldError"}
-    attrs, dropped = dead_letter_attributes(
-        original,
-        error_type="ValueError",
-        error_message="x" * 5000,
-        attempt=4,
-        worker_id="w-1",
-        failed_at="2024-01-01T00:00:00.000Z",
-        job_type="report",
-    )
-    assert len(attrs) == 10
-    assert attrs["jobfleet.errorType"]["StringValue"] == "ValueError"  # fresh reason wins over a stale one
-    assert len(attrs["jobfleet.errorMessage"]["StringValue"]) == 1000
-    assert attrs["jobfleet.redriveCount"]["StringValue"] == "2"  # jobfleet.* kept before producer attrs
-    assert {name for name in attrs if name.startswith("producer")} == {"producer0", "producer1", "producer2"}
-    assert dropped == ["producer3", "producer4"]

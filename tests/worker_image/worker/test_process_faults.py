@@ -13,6 +13,7 @@ import pytest
 from faults import BlackHole
 
 from tests.worker_image.conftest import (
+    CHECKOUT_PATH,
     SUPPORT_DIR,
     WORKER_IMAGE_DIR,
     drain_queue,
@@ -154,7 +155,7 @@ def test_run_one_awaits_an_async_handler_and_refuses_deep_nesting(tmp_path):
     env = {
         **os.environ,
         "WORKER_HANDLERS": "jobfleet_test_jobs",
-        "PYTHONPATH": os.pathsep.join([str(WORKER_IMAGE_DIR), str(SUPPORT_DIR)]),
+        "PYTHONPATH": os.pathsep.join([*CHECKOUT_PATH, str(SUPPORT_DIR)]),
     }
     job_id = uuid.uuid4().hex
     envelope = json.dumps(

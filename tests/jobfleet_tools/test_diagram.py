@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cdk_app.diagram import build_dot
+from jobfleet_tools.diagram import build_dot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@ against a 600 MiB limit.
 
 Contenders, each in its own process consuming the same workload from its own queue on one moto server:
 fixed-concurrency pools (the same worker with memory admission switched off and a limit it never
-approaches, ``WORKER_CONCURRENCY`` = 4..12: what a team would tune by hand) and JobFleet at concurrency
+approaches, ``WORKER_CONCURRENCY`` = 4, 5, 6, 8: what a team would tune by hand) and JobFleet at concurrency
 16 with the memory guard measuring its RSS against 600 MiB. Reports each one's peak RSS (getrusage: the
 process's high-water mark; jobs run as threads, so the process is the whole tree) and throughput; the
 baseline is the fastest pool that stayed under the limit in this run. Prints
@@ -30,11 +30,12 @@ from _harness import (
 )
 
 JOBS = 80
-HEAVY_EVERY = 4  # every 4th job is heavy: 20 heavy, 60 light
+HEAVY_EVERY = 2  # every other job is heavy: 40 heavy, 40 light
 HEAVY_MIB = 100
 LIGHT_SECONDS = 0.05
 LIMIT_MIB = 600
-POOLS = (4, 5, 6, 8, 12)
+POOLS = (4, 5, 6, 8)
+ROUNDS = 2  # contenders alternate; each keeps its fastest round and its highest peak (shared 2-core host)
 GUARDED_CONCURRENCY = 16
 # glibc otherwise raises its mmap threshold after the first big free, keeping later blocks on the heap
 # where RSS never shrinks; the image sets the same (see Dockerfile).
@@ -124,19 +125,23 @@ def child(mode: str, queue_url: str, dlq_url: str) -> None:
 def main() -> None:
     server, _ = start_moto()
     modes = [f"pool-{n}" for n in POOLS] + [f"jobfleet-{GUARDED_CONCURRENCY}"]
-    results = {}
+    results: dict[str, dict] = {}
     try:
         sqs = sqs_client()
-        for mode in modes:
-            queue_url, dlq_url = make_queue(sqs)
-            fill(sqs, queue_url, envelopes(JOBS, job_type, {}))
-            results[mode] = run_contender(Path(__file__), mode, queue_url, dlq_url, CHILD_ENV)
+        for _ in range(ROUNDS):
+            for mode in modes:
+                queue_url, dlq_url = make_queue(sqs)
+                fill(sqs, queue_url, envelopes(JOBS, job_type, {}))
+                run = run_contender(Path(__file__), mode, queue_url, dlq_url, CHILD_ENV)
+                best = results.setdefault(mode, run)
+                best["seconds"] = min(best["seconds"], run["seconds"])
+                best["peak_rss_mib"] = max(best["peak_rss_mib"], run["peak_rss_mib"])
     finally:
         server.stop()
     heavy = JOBS // HEAVY_EVERY
     print(
         f"jobs: {JOBS} interleaved ({heavy} x ~{HEAVY_MIB} MiB over ~0.8 s, {JOBS - heavy} x 256 KiB + "
-        f"{LIGHT_SECONDS * 1000:.0f} ms), limit: {LIMIT_MIB} MiB"
+        f"{LIGHT_SECONDS * 1000:.0f} ms), limit: {LIMIT_MIB} MiB; best of {ROUNDS} rounds, highest peak"
     )
     print(f"{'contender':<44}{'peak RSS MiB':>14}{'limit crossed':>15}{'seconds':>9}{'jobs/s':>8}")
     labels = {f"pool-{n}": f"fixed pool, concurrency {n}, no guard" for n in POOLS}

@@ -389,9 +389,10 @@ class Worker:
             with self._lock:
                 held.state = SETTLED
                 self._footprint.discard(held.message.message_id)
+                waiting = bool(self._waiting)
             self._wake.set()
-            if not self._stop.is_set():
-                self._admit()
+            if waiting and not self._stop.is_set():
+                self._admit()  # the memory this job held may let a waiting one start now
 
     def _run_job(self, held: _Held) -> None:
         envelope = held.envelope

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from worker.config import ConfigError
+from jobfleet_contract.environment import ConfigError
 from worker.errors import UnknownJobType
 
 

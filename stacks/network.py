@@ -1,4 +1,5 @@
-"""Network: a VPC with public subnets (ALB, NAT) and private subnets with egress (everything else)."""
+"""Network: a VPC with public subnets (ALB, NAT) and private subnets with egress (everything else),
+plus, with `network.vpc_endpoints`, private endpoints for the AWS APIs the tasks use."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from stacks.checkov import project_log_group
+from stacks.constructs.vpc_endpoints import VpcEndpoints
 from stacks.retention import log_retention
 
 
@@ -40,3 +42,5 @@ class NetworkStack(cdk.Stack):
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.ALL)
         self.vpc = vpc
+        self.endpoints = (VpcEndpoints(self, "Endpoints", vpc=vpc, cidr=net.cidr)
+                          if net.vpc_endpoints else None)

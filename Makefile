@@ -45,8 +45,10 @@ synth: $(VENV)/.runtime-installed node_modules/.installed
 diagram: synth
 	$(PY) -m jobfleet_tools diagram cdk.out prod docs/architecture
 
+# mypy: strict on jobfleet_contract and jobfleet_config, checked bodies everywhere else (pyproject.toml).
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest
@@ -56,4 +58,4 @@ local: $(VENV)/.dev-installed
 	$(PY) -m jobfleet_tools local
 
 clean:
-	rm -rf cdk.out .pytest_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .ruff_cache .mypy_cache

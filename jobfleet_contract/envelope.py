@@ -108,7 +108,7 @@ def original_body(body: str) -> str:
     data = _json_object(body)
     record, deferral = _as_record(data), _as_deferral(data)
     if record is not None:
-        return record[RECORD_ENVELOPE]
+        return str(record[RECORD_ENVELOPE])
     return deferral.body if deferral is not None else body
 
 
@@ -147,8 +147,14 @@ def parse_envelope(body: str) -> Envelope:
     if not isinstance(data.get("payload"), dict):
         raise InvalidEnvelope("payload must be a JSON object")
     submitted_at = data.get("submittedAt")
-    try:
-        datetime.fromisoformat(submitted_at)
-    except (TypeError, ValueError):
-        raise InvalidEnvelope(f"submittedAt must be an ISO-8601 timestamp, got {submitted_at!r}") from None
+    if not isinstance(submitted_at, str) or not _is_iso_timestamp(submitted_at):
+        raise InvalidEnvelope(f"submittedAt must be an ISO-8601 timestamp, got {submitted_at!r}")
     return Envelope(data["jobId"], data["type"], data["payload"], submitted_at)
+
+
+def _is_iso_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

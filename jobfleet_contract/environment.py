@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 # --- names -------------------------------------------------------------------------------------------
 # Worker service (python -m worker run)
@@ -49,6 +49,8 @@ AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 MAX_REDRIVES = "MAX_REDRIVES"
 POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# The redrive function's POWERTOOLS_SERVICE_NAME: its logs' and traces' service.
+REDRIVE_SERVICE_NAME = "jobfleet-redrive"
 # `python -m worker health`
 HEALTH_MAX_AGE_SECONDS = "HEALTH_MAX_AGE_SECONDS"
 # Set by ECS and Lambda themselves; boto3 reads only AWS_DEFAULT_REGION (see aws_region).
@@ -69,6 +71,18 @@ class ConfigError(ValueError):
 # --- parsing -----------------------------------------------------------------------------------------
 
 
+@overload
+def env_number(env: Mapping[str, str], name: str, default: int, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int | None: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float | None: ...
 def env_number(
     env: Mapping[str, str],
     name: str,
@@ -77,7 +91,7 @@ def env_number(
     minimum: float,
     maximum: float,
     integer: bool = False,
-) -> Any:
+) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -210,7 +224,7 @@ def batch_job_environment(*, tier: str, status_table: str, status_ttl_days: int,
 
 
 def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_redrives: int,
-                        status_table: str, status_ttl_days: int, service_name: str,
+                        status_table: str, status_ttl_days: int,
                         to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
     """The redrive function; ``tier_queues`` maps tier -> {"queueUrl", "dlqUrl"}."""
     return {
@@ -218,6 +232,6 @@ def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_red
         MAX_REDRIVES: str(max_redrives),
         STATUS_TABLE: status_table,
         STATUS_TTL_DAYS: str(status_ttl_days),
-        POWERTOOLS_SERVICE_NAME: service_name,
+        POWERTOOLS_SERVICE_NAME: REDRIVE_SERVICE_NAME,
         POWERTOOLS_LOG_LEVEL: "INFO",
     }

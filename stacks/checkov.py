@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_logs as logs
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 MIN_REASON_CHARS = 40
 
@@ -59,7 +59,7 @@ def skip_cdk_provider_checks(stack: Stack) -> None:
                     skip_check(handler, check_id, reason)
 
 
-def project_log_group(scope: IConstruct, construct_id: str, **props) -> logs.LogGroup:
+def project_log_group(scope: Construct, construct_id: str, **props) -> logs.LogGroup:
     """A log group (props as for aws_logs.LogGroup) carrying the project's KMS-skip reason."""
     group = logs.LogGroup(scope, construct_id, **props)
     skip_check(group, "CKV_AWS_158", _LOG_GROUP_KMS_REASON)

@@ -325,26 +325,28 @@ class Worker:
             running_types = list(self._running_types().values())
             probe_waiting = False  # a type never seen waits to run alone: admit nothing after it
             for held in list(self._waiting):
-                if held.rejection is not None:
+                action: Callable[[_Held], None]
+                job_type = held.envelope.job_type if held.envelope else ""
+                if held.rejection is not None or not job_type:
                     action = self._dead_letter_unrun
-                elif self._breaker.blocked(held.job_type, now):
+                elif self._breaker.blocked(job_type, now):
                     action = self._defer
                 elif (
                     not self._paused
                     and not probe_waiting
                     and self._footprint.admits(
-                        held.job_type,
+                        job_type,
                         running_types,
                         reading.used_bytes,
                         reading.limit_bytes,
                         self.config.memory_high_water,
                     )
                 ):
-                    action = self._run_job if self._breaker.allow(held.job_type, now) else self._defer
+                    action = self._run_job if self._breaker.allow(job_type, now) else self._defer
                     if action == self._run_job:
-                        running_types.append(held.job_type)
+                        running_types.append(job_type)
                 else:
-                    probe_waiting = probe_waiting or not self._footprint.knows(held.job_type)
+                    probe_waiting = probe_waiting or not self._footprint.knows(job_type)
                     continue  # waits for memory; lighter jobs behind it may still start
                 self._waiting.remove(held)
                 held.state = RUNNING if action == self._run_job else SETTLING
@@ -396,6 +398,7 @@ class Worker:
 
     def _run_job(self, held: _Held) -> None:
         envelope = held.envelope
+        assert envelope is not None  # admission runs only parsed envelopes
         if self._claimed_status(envelope, held.attempt) == STATUS_SUCCEEDED:
             log.info("duplicate delivery of a succeeded job; deleting it", extra={"jobId": envelope.job_id})
             self._settle(held, self._outcome(held, SKIPPED))
@@ -472,8 +475,9 @@ class Worker:
 
     def _defer(self, held: _Held) -> None:
         """Breaker open: put the job back for later without spending an attempt (see policy.deferred_body)."""
+        assert held.envelope is not None  # only parsed envelopes are deferred
         with self._lock:
-            delay = deferral_delay(self._breaker.retry_after(held.job_type, time.monotonic()))
+            delay = deferral_delay(self._breaker.retry_after(held.envelope.job_type, time.monotonic()))
         self._settle(
             held, self._outcome(held, DEFERRED, error=BreakerOpen(f"deferred {delay}s")), delay=delay
         )
@@ -514,6 +518,7 @@ class Worker:
         self._recorder.record(outcome)
 
     def _send_to_dlq(self, held: _Held, outcome: Outcome) -> bool:
+        assert outcome.error is not None  # a dead letter always has its reason
         attributes, dropped = dead_letter_attributes(
             held.message.attributes,
             error_type=error_type_name(outcome.error),

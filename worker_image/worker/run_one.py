@@ -19,6 +19,7 @@ from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import parse_envelope
 from jobfleet_contract.environment import env_number, parse_job_timeouts
 from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import Run
 from worker.dispatch import JobContext, handler_for
 from worker.isolation import ThreadExecutor
 from worker.observability import Metrics
@@ -43,7 +44,8 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
         env.get(names.AWS_BATCH_JOB_ID) or f"run-one-{os.getpid()}",
     )
     try:
-        outcome = _execute(envelope_text, attempt, job_timeouts, default_max, status)
+        run = Run(env.get(names.AWS_BATCH_JOB_ID))
+        outcome = _execute(envelope_text, attempt, job_timeouts, default_max, status, run)
         if outcome.error is not None:
             log.error(
                 "job failed",
@@ -57,7 +59,12 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
 
 
 def _execute(
-    text: str, attempt: int, job_timeouts: dict[str, float], default_max: float, status: StatusWriter | None
+    text: str,
+    attempt: int,
+    job_timeouts: dict[str, float],
+    default_max: float,
+    status: StatusWriter | None,
+    run: Run,
 ) -> Outcome:
     try:
         envelope = parse_envelope(text)
@@ -77,7 +84,7 @@ def _execute(
     try:
         handler_for(envelope.job_type)
         if status is not None:
-            status.claim(envelope.job_id, envelope.job_type, attempt)
+            status.claim(envelope.job_id, envelope.job_type, attempt, run)
         ThreadExecutor().execute(envelope, ctx)
     except BaseException as exc:  # any handler failure becomes an exit code, never a traceback exit
         error = exc
@@ -92,4 +99,5 @@ def _execute(
         error=error,
         memory_bytes=max(0, peak - rss_before),
         worker_memory_bytes=peak,
+        run=run,
     )

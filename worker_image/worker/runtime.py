@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jobfleet_contract.attributes import dead_letter_attributes
+from jobfleet_contract.attributes import REDRIVE_COUNT, dead_letter_attributes
 from jobfleet_contract.envelope import Deferral, Envelope, deferred_body, parse_envelope, read_deferral
 from jobfleet_contract.environment import ConfigError
 from jobfleet_contract.errors import PermanentError
 from jobfleet_contract.status import SUCCEEDED as STATUS_SUCCEEDED
+from jobfleet_contract.status import Run
 from jobfleet_contract.timestamps import iso_now
 from worker.config import WorkerConfig
 from worker.dispatch import JobContext, handler_for
@@ -103,6 +104,11 @@ class _Held:
     @property
     def job_type(self) -> str | None:
         return self.envelope.job_type if self.envelope else None
+
+
+def _run(held: _Held) -> Run:
+    """The run a status write comes from: this message, of the redrive generation it carries."""
+    return Run(held.message.message_id, held.message.int_attribute(REDRIVE_COUNT))
 
 
 class Worker:
@@ -399,7 +405,7 @@ class Worker:
     def _run_job(self, held: _Held) -> None:
         envelope = held.envelope
         assert envelope is not None  # admission runs only parsed envelopes
-        if self._claimed_status(envelope, held.attempt) == STATUS_SUCCEEDED:
+        if self._claimed_status(held, envelope, held.attempt) == STATUS_SUCCEEDED:
             log.info("duplicate delivery of a succeeded job; deleting it", extra={"jobId": envelope.job_id})
             self._settle(held, self._outcome(held, SKIPPED))
             return
@@ -458,12 +464,12 @@ class Worker:
             return False
         return self._breaker.record_failure(job_type, time.monotonic())
 
-    def _claimed_status(self, envelope: Envelope, attempt: int) -> str | None:
+    def _claimed_status(self, held: _Held, envelope: Envelope, attempt: int) -> str | None:
         """Mark the job running; returns the stored status when that was refused (None otherwise, and
         when the table does not answer in time: the job then runs, at-least-once)."""
         if self._status is None:
             return None
-        claim = self._status.claim(envelope.job_id, envelope.job_type, attempt)
+        claim = self._status.claim(envelope.job_id, envelope.job_type, attempt, _run(held))
         try:
             return claim.result(timeout=STATUS_CLAIM_WAIT if self._status.responsive else 0)
         except TimeoutError:
@@ -490,6 +496,7 @@ class Worker:
             envelope.job_type if envelope else None,
             held.attempt,
             queue_wait_ms=held.queue_wait_ms,
+            run=_run(held),
             **details,
         )
 

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.config import Config
 
 from jobfleet_contract.environment import aws_region
+from jobfleet_contract.status import Run
 from worker.dispatch import is_registered
 from worker.errors import error_type_name
 from worker.observability import UNKNOWN_TYPE, Metrics
@@ -57,6 +58,7 @@ class Outcome:
     detail: str | None = None  # appended to the error message, e.g. "retry in 4s"
     memory_bytes: float | None = None  # the job's own peak share of the worker's memory
     worker_memory_bytes: int | None = None  # the worker's peak while the job ran
+    run: Run | None = None  # the execution the status write comes from (see jobfleet_contract.status.Run)
 
     @property
     def error_text(self) -> str:
@@ -78,22 +80,22 @@ class StatusWriter:
         self._thread = threading.Thread(target=self._drain, name="status-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, method: str, *args: Any) -> Future:
+    def submit(self, method: str, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
         try:
-            self._queue.put_nowait((future, method, args))
+            self._queue.put_nowait((future, method, args, kwargs))
         except queue.Full:
             log.warning("status backlog full; write dropped", extra={"method": method})
             future.set_result(None)
         return future
 
-    def claim(self, job_id: str, job_type: str, attempt: int) -> Future:
+    def claim(self, job_id: str, job_type: str, attempt: int, run: Run | None = None) -> Future:
         """Mark the job running; the future's result is None when claimed, else the status that refused it
         (e.g. "succeeded": a duplicate delivery of a finished job)."""
-        return self.submit("_claim", job_id, job_type, attempt)
+        return self.submit("_claim", job_id, job_type, attempt, run)
 
-    def _claim(self, job_id: str, job_type: str, attempt: int) -> str | None:
-        if self._store.mark_running(job_id, job_type, attempt):
+    def _claim(self, job_id: str, job_type: str, attempt: int, run: Run | None) -> str | None:
+        if self._store.mark_running(job_id, job_type, attempt, run=run):
             return None
         return (self._store.get(job_id) or {}).get("status")
 
@@ -102,10 +104,10 @@ class StatusWriter:
             item = self._queue.get()
             if item is None:
                 return
-            future, method, args = item
+            future, method, args, kwargs = item
             target = self if method == "_claim" else self._store
             try:
-                future.set_result(getattr(target, method)(*args))
+                future.set_result(getattr(target, method)(*args, **kwargs))
                 self.responsive = True
             except Exception as exc:  # status is advisory: an outage must not fail or block jobs
                 self.responsive = False
@@ -128,7 +130,6 @@ class JobRecorder:
         SUCCEEDED: "mark_succeeded",
         FAILED: "mark_failed",
         DEAD_LETTERED: "mark_dead_lettered",
-        RELEASED: "mark_released",
     }
 
     def __init__(self, status: StatusWriter | None, metrics: Metrics, worker_id: str) -> None:
@@ -142,7 +143,7 @@ class JobRecorder:
             args: tuple = (outcome.job_id, outcome.job_type, outcome.attempt)
             if outcome.kind in (FAILED, DEAD_LETTERED):
                 args += (outcome.error_text,)
-            self.status.submit(method, *args)
+            self.status.submit(method, *args, run=outcome.run)
         job_type = outcome.job_type if outcome.job_type and is_registered(outcome.job_type) else UNKNOWN_TYPE
         message = str(outcome.error) if outcome.error is not None else None
         if outcome.detail:

@@ -130,6 +130,7 @@ class JobRecorder:
         SUCCEEDED: "mark_succeeded",
         FAILED: "mark_failed",
         DEAD_LETTERED: "mark_dead_lettered",
+        RELEASED: "mark_released",
     }
 
     def __init__(self, status: StatusWriter | None, metrics: Metrics, worker_id: str) -> None:

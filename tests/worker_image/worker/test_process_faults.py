@@ -59,6 +59,27 @@ def test_status_table_that_never_answers_does_not_hold_up_jobs(sqs, make_queues,
     assert drain_queue(sqs, queues.dlq_url) == []
 
 
+@pytest.mark.slow
+def test_job_released_on_sigterm_goes_back_to_queued(sqs, make_queues, tmp_path, status_table):
+    """Defect 10: a job handed back during a drain kept the status `running`."""
+    name, store = status_table
+    queues = make_queues(visibility_timeout=5)
+    record_dir = tmp_path / "records"
+    job_id = send_job(sqs, queues.url, "test.hang", {"recordDir": str(record_dir), "seconds": 60})
+    worker = _spawn(
+        worker_env(queues, tmp_path, STATUS_TABLE=name, WORKER_STOP_TIMEOUT_SECONDS="1"), tmp_path
+    )
+    try:
+        wait_for(lambda: (store.get(job_id) or {}).get("status") == "running")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        worker.kill()
+    item = store.get(job_id)
+    assert item["status"] == "queued" and item["attempts"] == 1
+    assert len(drain_queue(sqs, queues.url)) == 1  # and the message itself is back
+
+
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "worker", *args],

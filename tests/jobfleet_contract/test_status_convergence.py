@@ -2,12 +2,13 @@
 function and end to end through the status store on the moto server.
 
 A job is submitted (API), run and dead-lettered (worker run 1; an earlier attempt may hang and
-report late; a draining worker may hand an attempt back instead of failing it), redriven (selective: a copy of generation 1 and the redrive's own "queued" write;
-native: SQS moves the message, generation unchanged, no redrive write) and run again until it
-succeeds (run 2). Each writer's own writes are in order, and nothing after the dead-letter send
-can come before it; the dead-letter status write, the redrive's write, the late outcome of the
-hung attempt and run 2's writes arrive in any order. Whatever the order, the job ends `succeeded`
-with run 2's attempts, and no accepted write ever moves the generation back.
+report late; a draining worker may hand an attempt back instead of failing it), redriven (selective:
+a copy of generation 1 and the redrive's own "queued" write; native: SQS moves the message,
+generation unchanged, no redrive write) and run again until it succeeds (run 2). Each writer's own
+writes are in order, and nothing after the dead-letter send can come before it; the dead-letter
+status write, the redrive's write, the late outcome of the hung attempt and run 2's writes arrive in
+any order. Whatever the order, the job ends `succeeded` with run 2's attempts, and no accepted write
+ever moves the generation back.
 """
 
 from __future__ import annotations

@@ -232,6 +232,10 @@ class RedriveConfig:
                               doc="Redrives after which a message stays quarantined in its DLQ.")
     timeout_seconds: int = _spec("int", default=300, minimum=30, maximum=900,
                                  doc="Redrive Lambda timeout.")
+    reserved_concurrency: int = _spec(
+        "int", default=1, minimum=0, maximum=1,
+        doc="1 = one redrive at a time (reserved concurrency; the deploy fails where the account's "
+            "Lambda concurrency quota is 10); 0 = no reservation, operators serialize redrives.")
     scheduled_tiers: tuple[str, ...] = _spec("list[str]", default=[], pattern=_TIER_NAME,
                                              doc="Tiers redriven automatically every hour.")
     scheduled_error_types: tuple[str, ...] = _spec("list[str]", default=[],

@@ -95,7 +95,8 @@ class RedriveFunction(Construct):
             memory_size=256,
             # One invocation at a time: two redrives of one DLQ must never interleave (a second
             # one would receive the messages the first made invisible and count them twice).
-            reserved_concurrent_executions=1,
+            # Configurable: accounts whose concurrency quota is 10 cannot reserve any.
+            reserved_concurrent_executions=config.redrive.reserved_concurrency or None,
             # Async invocations (the schedule) are not retried: a failed redrive leaves messages
             # in the DLQ, and the next hour's run or the operator picks them up.
             retry_attempts=0,
@@ -129,6 +130,10 @@ class RedriveFunction(Construct):
                     "Runtime pinned to python3.13 by the redrive function's convention (3.12 or "
                     "3.13); moving to python3.14 is a deliberate change with its own layer pin.")
 
+        if not config.redrive.reserved_concurrency:
+            skip_check(self.function, "CKV_AWS_115",
+                       "redrive.reserved_concurrency = 0: the account's Lambda concurrency quota "
+                       "leaves nothing to reserve; operators serialize redrives (docs/redrive.md).")
         skip_check(self.function, "CKV_AWS_116",
                    "Async (scheduled) invocations are not retried and a failed redrive leaves every "
                    "message in its tier DLQ; the Errors alarm pages. A Lambda DLQ would only keep "
@@ -162,7 +167,8 @@ class RedriveFunction(Construct):
         # Errors: the handler raised (misconfiguration, an AWS error mid-move); operator mistakes
         # come back as {"error": ...} results and do not count. Throttles: a second redrive was
         # refused by the reserved concurrency of 1 (someone ran two at once, or the schedule
-        # collided with an operator). Both only exist when the function is invoked, so no data
+        # collided with an operator; without a reservation, the account's concurrency ran out).
+        # Both only exist when the function is invoked, so no data
         # means nothing ran: not breaching.
         period = cdk.Duration.minutes(5)
         self.errors_alarm = topic.alarm(
@@ -174,8 +180,8 @@ class RedriveFunction(Construct):
         )
         self.throttles_alarm = topic.alarm(
             self, "ThrottlesAlarm", alarm_name=config.resource_name("redrive", "throttles"),
-            description="A redrive was refused because another one was running (reserved "
-                        "concurrency 1); re-run it when the first has finished.",
+            description="A redrive was throttled: another one was running (reserved "
+                        "concurrency 1) or the account's concurrency ran out; re-run it later.",
             metric=self.function.metric_throttles(statistic="Sum", period=period),
             threshold=1, comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1, missing=Missing.NOT_BREACHING,

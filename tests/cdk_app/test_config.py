@@ -280,6 +280,14 @@ def test_fails_on_log_retention_cloudwatch_does_not_offer(tmp_path):
     _assert_names(error, "dev.toml", "app.log_retention_days", "45", "one of 1, 3, 5, 7, 14, 30")
 
 
+def test_fails_on_redrive_reserved_concurrency_above_one(tmp_path):
+    error = _error(tmp_path, """
+        [redrive]
+        reserved_concurrency = 2
+    """)
+    _assert_names(error, "dev.toml", "redrive.reserved_concurrency", "2", "from 0 to 1")
+
+
 def test_fails_on_fargate_memory_not_valid_for_cpu(tmp_path):
     error = _error(tmp_path, """
         [[tiers]]

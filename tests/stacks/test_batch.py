@@ -84,7 +84,8 @@ def test_compute_runs_in_private_subnets_from_a_hardened_launch_template(templat
         assert resources["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": template_id}}
     data = _one(template, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
-    assert "HttpPutResponseHopLimit" not in data["MetadataOptions"]  # 1: containers can't reach IMDS
+    # The AMI's default is 2 (a container one hop away reaches the instance role): set explicitly.
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     (root,) = data["BlockDeviceMappings"]
     assert root["Ebs"]["Encrypted"] is True
     assert "UserData" not in data  # Batch needs MIME user data; none is set

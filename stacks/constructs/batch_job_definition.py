@@ -23,7 +23,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.checkov import project_log_group
-from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
+from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
 from stacks.nag import acknowledge
 from stacks.retention import log_retention, removal_policy
 
@@ -31,7 +31,6 @@ ENVELOPE_PARAMETER = "envelope"
 COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
 EC2_SPOT_RECLAIMED = "Host EC2*"
 FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
-TMP_PATH = "/tmp"  # the container's only writable path, a dedicated volume
 
 
 class BatchJobDefinition(Construct):

@@ -1,7 +1,9 @@
 """The container settings every JobFleet Fargate task shares (API and workers alike).
 
 - read-only root filesystem, with a writable /tmp from a task-scoped bind-mount volume (Fargate
-  ephemeral storage; gone with the task);
+  ephemeral storage; gone with the task). Fargate creates that volume root-owned 0755 unless the
+  image declares `VOLUME ["/tmp"]`, whose owner and mode it then copies: worker_image/Dockerfile
+  does, owned by UID 10001 (tests/worker_image/test_dockerfile.py checks every mount path);
 - a non-root user (UID 10001, the user worker_image/Dockerfile creates);
 - `stopTimeout`: the drain budget between SIGTERM and SIGKILL;
 - the awslogs driver into a log group of its own, with the configured retention.
@@ -25,6 +27,7 @@ from stacks.retention import log_retention, removal_policy
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 CONTAINER_USER = "10001"
 TMP_VOLUME = "tmp"
+TMP_PATH = "/tmp"  # the container's only writable path: a VOLUME of the image (see above)
 
 
 def worker_image_asset(scope: Construct, construct_id: str) -> ecr_assets.DockerImageAsset:
@@ -86,7 +89,7 @@ def add_hardened_container(
         health_check=health_check,
         port_mappings=port_mappings,
     )
-    container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume=TMP_VOLUME,
+    container.add_mount_points(ecs.MountPoint(container_path=TMP_PATH, source_volume=TMP_VOLUME,
                                               read_only=False))
     return container
 

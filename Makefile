@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # ENV=dev synthesizes one environment; empty = all of them.
 ENV ?=
 
-.PHONY: setup synth test lint local clean diagram
+.PHONY: setup synth test lint local clean diagram stateful-record
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ synth: $(VENV)/.runtime-installed node_modules/.installed
 # Regenerates docs/architecture.{dot,png} from the synthesized prod stage (needs graphviz `dot`).
 diagram: synth
 	$(PY) -m cdk_app.diagram cdk.out prod docs/architecture
+
+# Rewrites stateful_resources.json (queues, DLQs, tables, keys, buckets: logical IDs and the
+# properties whose change replaces them) and prints what changed. Only on purpose: `make test`
+# fails while the synthesized resources differ from the committed record.
+stateful-record: $(VENV)/.runtime-installed node_modules/.installed
+	$(PY) -m cdk_app.stateful_record
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

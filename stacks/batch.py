@@ -33,7 +33,6 @@ from stacks.constructs.batch_feed_pipe import BatchFeedPipe
 from stacks.constructs.batch_job_definition import BatchJobDefinition
 from stacks.constructs.hardened_container import worker_image_asset
 from stacks.constructs.tier_queue import TierQueue
-from stacks.retention import removal_policy
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,7 @@ class BatchStack(cdk.Stack):
             pipe = BatchFeedPipe(
                 scope_, "Feed", pipe_name=config.resource_name(tier.name, "feed"),
                 queue=queues.queue, key=key, job_queue=job_queue,
-                job_definition=job.job_definition, job_name=name,
-                log_retention_days=config.app.log_retention_days, removal_policy=removal_policy(config.app))
+                job_definition=job.job_definition, job_name=name, config=config)
             failures = BatchFailureRoute(
                 scope_, "Failures", rule_name=config.resource_name(tier.name, "failed"),
                 job_queue=job_queue, dead_letter_queue=queues.dead_letter_queue, key=key)

@@ -8,8 +8,9 @@ on any unskipped failure.
 from __future__ import annotations
 
 from aws_cdk import CfnResource, Stack
-from aws_cdk import aws_logs as logs
 from constructs import IConstruct
+
+from stacks.guard import suppress
 
 MIN_REASON_CHARS = 40
 
@@ -39,11 +40,6 @@ _CDK_PROVIDER_SKIPS = {
                    "private resources to reach from inside the VPC",
 }
 
-_LOG_GROUP_KMS_REASON = (
-    "CloudWatch Logs encrypts every log group at rest with service-managed AES-256 keys; these "
-    "groups hold job ids, types, outcomes and error types, never payloads or secrets")
-
-
 def skip_cdk_provider_checks(stack: Stack) -> None:
     """Skip `_CDK_PROVIDER_SKIPS` on the custom-resource provider functions aws-cdk-lib adds.
 
@@ -57,10 +53,4 @@ def skip_cdk_provider_checks(stack: Stack) -> None:
             if isinstance(handler, CfnResource):
                 for check_id, reason in _CDK_PROVIDER_SKIPS.items():
                     skip_check(handler, check_id, reason)
-
-
-def project_log_group(scope: IConstruct, construct_id: str, **props) -> logs.LogGroup:
-    """A log group (props as for aws_logs.LogGroup) carrying the project's KMS-skip reason."""
-    group = logs.LogGroup(scope, construct_id, **props)
-    skip_check(group, "CKV_AWS_158", _LOG_GROUP_KMS_REASON)
-    return group
+                suppress(handler, "CT.LAMBDA.PR.3", _CDK_PROVIDER_SKIPS["CKV_AWS_117"])

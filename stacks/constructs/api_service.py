@@ -10,6 +10,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from stacks.constructs.deployment_alarms import api_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
     add_hardened_container,
@@ -58,6 +59,7 @@ class ApiService(Construct):
                 "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
                 "PORT": str(API_PORT),
             },
+            memory_mib=api.memory_mib,
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",
             port_mappings=[ecs.PortMapping(container_port=API_PORT)],
@@ -94,6 +96,11 @@ class ApiService(Construct):
                 unhealthy_threshold_count=3,
             ),
         )
+
+        # Roll a deployment back when its tasks answer 5xx.
+        self.deployment_alarms = api_deployment_alarms(
+            self, "DeploymentAlarms", config=config, service=self.service,
+            target_group=self.target_group)
 
         role = self.task_definition.task_role
         for tier_queue in tier_queues.values():

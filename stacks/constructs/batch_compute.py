@@ -55,6 +55,8 @@ class BatchCompute(Construct):
             # IMDSv2 alone does not stop containers: the AL2023 ECS AMI defaults the hop limit
             # to 2, which lets a job container (one hop further) reach the instance role.
             http_put_response_hop_limit=IMDS_HOP_LIMIT,
+            # One-minute instance metrics: Spot hosts live minutes to hours.
+            detailed_monitoring=True,
             block_devices=[ec2.BlockDevice(
                 device_name=ROOT_DEVICE,
                 volume=ec2.BlockDeviceVolume.ebs(

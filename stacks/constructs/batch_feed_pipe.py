@@ -20,9 +20,9 @@ from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.checkov import project_log_group
+from cdk_app.config import EnvironmentConfig
 from stacks.constructs.batch_job_definition import ENVELOPE_PARAMETER
-from stacks.retention import log_retention
+from stacks.logs import project_log_group
 
 # One SQS message per SubmitJob: a job's lifetime is independent of every other message's.
 BATCH_SIZE = 1
@@ -31,8 +31,8 @@ BATCH_SIZE = 1
 class BatchFeedPipe(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, pipe_name: str, queue: sqs.IQueue,
                  key: kms.IKey | None, job_queue: batch.IJobQueue,
-                 job_definition: batch.IJobDefinition, job_name: str, log_retention_days: int,
-                 removal_policy: cdk.RemovalPolicy) -> None:
+                 job_definition: batch.IJobDefinition, job_name: str,
+                 config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal(
             "pipes.amazonaws.com",
@@ -51,8 +51,7 @@ class BatchFeedPipe(Construct):
         if key is not None:
             statements.append(iam.PolicyStatement(
                 sid="DecryptBatchQueue", actions=["kms:Decrypt"], resources=[key.key_arn]))
-        self.log_group = project_log_group(self, "Logs", retention=log_retention(log_retention_days),
-                                       removal_policy=removal_policy)
+        self.log_group = project_log_group(self, "Logs", config=config)
         statements.append(iam.PolicyStatement(
             sid="WritePipeLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[self.log_group.log_group_arn]))

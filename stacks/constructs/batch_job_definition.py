@@ -22,10 +22,9 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
-from stacks.checkov import project_log_group
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
 
 ENVELOPE_PARAMETER = "envelope"
 COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
@@ -39,11 +38,7 @@ class BatchJobDefinition(Construct):
                  image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         fargate = config.batch.compute == "fargate-spot"
-        self.log_group = project_log_group(
-            self, "Logs",
-            retention=log_retention(config.app.log_retention_days),
-            removal_policy=removal_policy(config.app),
-        )
+        self.log_group = project_log_group(self, "Logs", config=config)
         self.job_role = iam.Role(
             self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"{config.resource_name(tier.name)} batch jobs")

@@ -19,9 +19,8 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct, IConstruct
 
 from cdk_app.config import EnvironmentConfig
-from stacks.checkov import project_log_group
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
 
 # worker_image/ at the repository root: the worker runtime and the reference job API.
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
@@ -66,22 +65,21 @@ def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int,
 def add_hardened_container(
     task_definition: ecs.FargateTaskDefinition, construct_id: str, *, config: EnvironmentConfig,
     image: ecs.ContainerImage, command: list[str], environment: dict[str, str],
-    stop_timeout_seconds: int, stream_prefix: str,
+    memory_mib: int, stop_timeout_seconds: int, stream_prefix: str,
     health_check: ecs.HealthCheck | None = None,
     port_mappings: list[ecs.PortMapping] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
-    log_group = project_log_group(
-        scope, f"{construct_id}Logs",
-        retention=log_retention(config.app.log_retention_days),
-        removal_policy=removal_policy(config.app),
-    )
+    log_group = project_log_group(scope, f"{construct_id}Logs", config=config)
     container = task_definition.add_container(
         construct_id,
         image=image,
         command=command,
         environment=environment,
         essential=True,
+        # The task's only container gets all of the task's memory as its hard limit: the kernel
+        # stops it there instead of the container growing until the whole task is killed.
+        memory_limit_mib=memory_mib,
         readonly_root_filesystem=True,
         user=CONTAINER_USER,
         stop_timeout=cdk.Duration.seconds(stop_timeout_seconds),

@@ -24,11 +24,12 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from stacks.checkov import project_log_group, skip_check
+from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
+from stacks.guard import suppress
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
@@ -59,12 +60,8 @@ class RedriveFunction(Construct):
                  key: kms.IKey | None, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         function_name = config.resource_name("redrive")
-        self.log_group = project_log_group(
-            self, "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=log_retention(config.app.log_retention_days),
-            removal_policy=removal_policy(config.app),
-        )
+        self.log_group = project_log_group(self, "Logs", config=config,
+                                           log_group_name=f"/aws/lambda/{function_name}")
         # Own role, no AWSLambdaBasicExecutionRole: logs only to this function's log group.
         self.role = iam.Role(
             self, "Role",
@@ -138,9 +135,10 @@ class RedriveFunction(Construct):
                    "Async (scheduled) invocations are not retried and a failed redrive leaves every "
                    "message in its tier DLQ; the Errors alarm pages. A Lambda DLQ would only keep "
                    "the {tier, filter} event.")
-        skip_check(self.function, "CKV_AWS_117",
-                   "Calls only the SQS and DynamoDB public APIs under IAM; a VPC would add NAT or "
-                   "endpoints and reach no private resource.")
+        outside_vpc = ("Calls only the SQS and DynamoDB public APIs under IAM; a VPC would add NAT or "
+                       "endpoints and reach no private resource.")
+        skip_check(self.function, "CKV_AWS_117", outside_vpc)
+        suppress(self.function, "CT.LAMBDA.PR.3", outside_vpc)
         skip_check(self.function, "CKV_AWS_173",
                    "Environment holds only queue URLs, the table name, a redrive count and logging "
                    "settings, no secrets; Lambda encrypts it at rest with its service key.")

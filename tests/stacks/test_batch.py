@@ -86,6 +86,7 @@ def test_compute_runs_in_private_subnets_from_a_hardened_launch_template(templat
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     # The AMI's default is 2 (a container one hop away reaches the instance role): set explicitly.
     assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert data["Monitoring"] == {"Enabled": True}  # one-minute metrics (Control Tower CT.EC2.PR.10)
     (root,) = data["BlockDeviceMappings"]
     assert root["Ebs"]["Encrypted"] is True
     assert "UserData" not in data  # Batch needs MIME user data; none is set

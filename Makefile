@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # ENV=dev synthesizes one environment; empty = all of them.
 ENV ?=
 
-.PHONY: setup synth test lint local clean diagram stateful-record
+.PHONY: setup synth test lint local clean diagram stateful-record nag-baseline
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ diagram: synth
 # fails while the synthesized resources differ from the committed record.
 stateful-record: $(VENV)/.runtime-installed node_modules/.installed
 	$(PY) -m cdk_app.stateful_record
+
+# Rewrites nag_baseline.json (findings per rule of cdk-nag's NIST 800-53 rev5, HIPAA, PCI DSS 3.2.1
+# and Serverless packs, report mode) and prints what changed. `make test` fails when a rule grows.
+nag-baseline: $(VENV)/.runtime-installed node_modules/.installed
+	$(PY) -m cdk_app.nag_report
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

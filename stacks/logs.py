@@ -20,6 +20,7 @@ from cdk_app.config import (
 from stacks.checkov import skip_check
 from stacks.constructs.keys import stack_log_key
 from stacks.guard import suppress
+from stacks.nag import acknowledge_report
 from stacks.retention import log_retention, removal_policy
 
 _CLOUDWATCH_ENCRYPTION_REASON = (
@@ -40,4 +41,6 @@ def project_log_group(scope: Construct, construct_id: str, *, config: Environmen
     if key is None:
         skip_check(group, "CKV_AWS_158", _CLOUDWATCH_ENCRYPTION_REASON)
         suppress(group, LOG_ENCRYPTION_CONTROL, config.guard.waivers[LOG_ENCRYPTION_CONTROL])
+        acknowledge_report(group, "CloudWatchLogGroupEncrypted",
+                           config.guard.waivers[LOG_ENCRYPTION_CONTROL])
     return group

@@ -8,6 +8,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from stacks.logs import project_log_group
+from stacks.nag import acknowledge_report
 
 
 class NetworkStack(cdk.Stack):
@@ -33,6 +34,9 @@ class NetworkStack(cdk.Stack):
                                         cidr_mask=22),
             ],
         )
+        acknowledge_report(vpc, "VPCNoUnrestrictedRouteToIGW",
+                           "Only the public subnets route 0.0.0.0/0 to the internet gateway: they "
+                           "hold the internet-facing ALB and the NAT gateways; every task is private.")
         flow_logs = project_log_group(self, "FlowLogs", config=config,
                                       retention_days=net.flow_log_retention_days,
                                       removal_policy=cdk.RemovalPolicy.DESTROY)

@@ -21,6 +21,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig, TierConfig
 from stacks.guard import suppress
+from stacks.nag import acknowledge_report
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 # A worker deployment is judged on at least this many finished jobs a minute, so that one unlucky
@@ -49,6 +50,7 @@ class DeploymentAlarms(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
         suppress(alarm, "CT.CLOUDWATCH.PR.1", _NO_ACTIONS)
+        acknowledge_report(alarm, "CloudWatchAlarmAction", _NO_ACTIONS)
         self.alarms[construct_id] = alarm
         self._names.append(alarm_name)
 

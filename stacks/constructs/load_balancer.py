@@ -28,7 +28,7 @@ from constructs import Construct
 from cdk_app.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.guard import suppress
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_report
 from stacks.retention import removal_policy
 
 ACCESS_LOG_PREFIX = "alb"
@@ -83,6 +83,12 @@ class PublicLoadBalancer(Construct):
                    "of a log bucket would only record the log writes, recursively.")
         for control, reason in _ACCESS_LOG_BUCKET_CONTROLS.items():
             suppress(self.access_log_bucket, control, reason)
+        for rule, control in (("S3BucketLoggingEnabled", "CT.S3.PR.2"),
+                              ("S3DefaultEncryptionKMS", "CT.S3.PR.10")):
+            acknowledge_report(self.access_log_bucket, rule, _ACCESS_LOG_BUCKET_CONTROLS[control])
+        acknowledge_report(self.access_log_bucket, "S3BucketReplicationEnabled",
+                           "Access logs are diagnostic records kept api.access_log_expiry_days; a "
+                           "copy in a second region would not make the API more available.")
         self._allow_log_delivery()
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -97,6 +103,8 @@ class PublicLoadBalancer(Construct):
         if not api.deletion_protection:
             suppress(self.load_balancer, DELETION_PROTECTION_CONTROL,
                      config.guard.waivers[DELETION_PROTECTION_CONTROL])
+            acknowledge_report(self.load_balancer, "ELBDeletionProtectionEnabled",
+                               config.guard.waivers[DELETION_PROTECTION_CONTROL])
         self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
         self.load_balancer.set_attribute("access_logs.s3.bucket",
                                          self.access_log_bucket.bucket_name)
@@ -136,13 +144,19 @@ class PublicLoadBalancer(Construct):
                          "The certificate is the ApiCertificateArn stack parameter, whose "
                          "AllowedPattern admits only an ACM certificate ARN; the rule cannot "
                          "resolve a parameter reference.")
-            self.load_balancer.add_redirect(
+            redirect = self.load_balancer.add_redirect(
                 source_protocol=elbv2.ApplicationProtocol.HTTP, source_port=80,
                 target_protocol=elbv2.ApplicationProtocol.HTTPS, target_port=443)
+            acknowledge_report(redirect, "ELBv2ACMCertificateRequired",
+                               "False positive: port 80 only answers a redirect to HTTPS on 443; no "
+                               "request reaches a target over it, and HTTP listeners take no "
+                               "certificate.")
         else:
             self.listener = self.load_balancer.add_listener(
                 "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=True)
             suppress(self.listener, HTTPS_REDIRECT_CONTROL, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
+            for rule in ("ELBv2ACMCertificateRequired", "ALBHttpToHttpsRedirection"):
+                acknowledge_report(self, rule, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
             for check in ("CKV_AWS_2", "CKV_AWS_103"):
                 skip_check(self.listener, check,
                            "Plain HTTP only because this environment sets api.allow_plain_http "

@@ -29,7 +29,7 @@ from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.guard import suppress
 from stacks.logs import project_log_group
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_report
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
@@ -139,6 +139,15 @@ class RedriveFunction(Construct):
                        "endpoints and reach no private resource.")
         skip_check(self.function, "CKV_AWS_117", outside_vpc)
         suppress(self.function, "CT.LAMBDA.PR.3", outside_vpc)
+        acknowledge_report(self.function, "LambdaInsideVPC", outside_vpc)
+        acknowledge_report(self.function, "LambdaLatestVersion",
+                           "Runtime pinned to python3.13 by the redrive function's convention; "
+                           "moving to python3.14 is a deliberate change with its own layer pin.")
+        for rule in ("LambdaDLQ", "LambdaAsyncFailureDestination"):
+            acknowledge_report(self.function, rule,
+                               "Only the hourly schedule invokes it asynchronously, without retries: "
+                               "a failed run leaves every message in its DLQ and the Errors alarm "
+                               "pages; a failure destination would only keep the {tier, filter} event.")
         skip_check(self.function, "CKV_AWS_173",
                    "Environment holds only queue URLs, the table name, a redrive count and logging "
                    "settings, no secrets; Lambda encrypts it at rest with its service key.")

@@ -1,9 +1,9 @@
 """The job definition of one batch tier: the worker image running `python -m worker run-one`.
 
-The envelope arrives as the job parameter `envelope` (set by the feed pipe from the SQS body) and
-reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter, not an environment
-override, puts it at a fixed path of Batch's job state change events (`detail.parameters.envelope`),
-which is how the failure route hands the original envelope to the DLQ.
+The envelope arrives as the job parameter `envelope` (set by the feed function from the SQS
+body, byte for byte) and reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter,
+not an environment override, puts it at a fixed path of Batch's job state change events
+(`detail.parameters.envelope`), which is how the failure route hands the original envelope to the DLQ.
 
 Retries: Spot reclaims (status reason `Host EC2*`; on Fargate Spot `Your Spot Task was
 interrupted*`) are retried up to `batch.spot_retry_attempts`; every other failure exits at once

@@ -13,12 +13,16 @@ ENV ?=
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime-installed: requirements.txt | $(PY)
+# The project itself (pyproject.toml) is installed editable: jobfleet_* / cdk_app / stacks / worker /
+# redrive import normally, from this checkout.
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt worker_image/requirements.txt | $(PY)
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt worker_image/requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@ $(VENV)/.runtime-installed
 
 .venv-checkov/.installed: requirements-checkov.txt
@@ -35,11 +39,11 @@ setup: $(VENV)/.dev-installed node_modules/.installed .venv-checkov/.installed
 synth: $(VENV)/.runtime-installed node_modules/.installed
 	rm -rf cdk.out
 	npx --no-install cdk synth --quiet $(if $(ENV),-c env=$(ENV))
-	$(PY) -m cdk_app.summary cdk.out
+	$(PY) -m jobfleet_tools summary cdk.out
 
 # Regenerates docs/architecture.{dot,png} from the synthesized prod stage (needs graphviz `dot`).
 diagram: synth
-	$(PY) -m cdk_app.diagram cdk.out prod docs/architecture
+	$(PY) -m jobfleet_tools diagram cdk.out prod docs/architecture
 
 # Rewrites stateful_resources.json (queues, DLQs, tables, keys, buckets: logical IDs and the
 # properties whose change replaces them) and prints what changed. Only on purpose: `make test`
@@ -60,7 +64,7 @@ test: setup lint
 
 # The whole platform on this machine (moto, API, workers); see docs/local.md. Ctrl-C stops it.
 local: $(VENV)/.dev-installed
-	$(PY) -m cdk_app.local
+	$(PY) -m jobfleet_tools local
 
 clean:
 	rm -rf cdk.out .pytest_cache .ruff_cache

@@ -108,7 +108,7 @@ def run_contender(
     The script hands its command line to ``child_or_main``, which reads these arguments back."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "worker_image"), str(REPO / "bench")]),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "worker_image"), str(REPO), str(REPO / "bench")]),
         **(extra_env or {}),
     }
     result = subprocess.run(

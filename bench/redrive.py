@@ -19,20 +19,18 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda"))
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-from redrive.messages import attributes_for_copy
 from redrive.service import run_redrive
+
+from jobfleet_contract.attributes import attributes_for_copy
 
 REGION = "us-east-1"
 

@@ -19,14 +19,14 @@ import aws_cdk as cdk
 import cdk_nag
 from aws_cdk import region_info
 
-from cdk_app.config import (
+from cdk_app.stage import JobFleetStage
+from jobfleet_config.config import (
     ENVIRONMENTS_DIR,
     ConfigError,
     EnvironmentConfig,
     load_all,
     load_environment,
 )
-from cdk_app.stage import JobFleetStage
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.batch import BatchStack
 from stacks.checkov import skip_cdk_provider_checks
 from stacks.compute import ComputeStack

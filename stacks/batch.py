@@ -26,7 +26,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.batch_compute import BatchCompute, runnable_time_limits
 from stacks.constructs.batch_failure_route import BatchFailureRoute
 from stacks.constructs.batch_feed import BatchFeed

@@ -17,7 +17,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.api_service import ApiService
 from stacks.constructs.backlog_scaling import BacklogScaling
 from stacks.constructs.cluster import JobCluster

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk_app.config import (
+from jobfleet_config.config import (
     GUARD_MIN_RETENTION_DAYS,
     LOG_ENCRYPTION_CONTROL,
     LOG_RETENTION_CONTROL,

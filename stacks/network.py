@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge_report
 

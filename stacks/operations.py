@@ -9,7 +9,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.batch import BatchStack
 from stacks.compute import ComputeStack
 from stacks.constructs.alarm_topic import AlarmTopic

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
-from cdk_app.config import LOG_RETENTION_DAYS, AppConfig
+from jobfleet_config.config import LOG_RETENTION_DAYS, AppConfig
 
 # aws_logs.RetentionDays lists the same periods as LOG_RETENTION_DAYS, in the same order.
 _BY_DAYS = dict(zip(LOG_RETENTION_DAYS, [r for r in logs.RetentionDays if r.name != "INFINITE"],

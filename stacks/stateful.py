@@ -11,7 +11,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
 from stacks.constructs.keys import deny_grants_except_for_aws_resources
 from stacks.constructs.tier_queue import TierQueue

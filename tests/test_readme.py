@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdk_app.config import describe_fields
+from jobfleet_config.config import describe_fields
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

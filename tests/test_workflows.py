@@ -60,8 +60,10 @@ def test_pull_request_lints_builds_and_smoke_runs_the_image():
     runs = [step.get("run", "") for step in steps]
     assert any(r.startswith(".venv/bin/hadolint worker_image/Dockerfile") for r in runs)
     build = next(i for i, r in enumerate(runs) if r.startswith("docker build"))
-    smoke = next(i for i, r in enumerate(runs) if "-m cdk_app.image_smoke" in r)
+    smoke = next(i for i, r in enumerate(runs) if "-m jobfleet_tools image-smoke" in r)
     assert build < smoke and "--platform linux/amd64" in runs[build]
+    # The build context is the repository root (the image ships jobfleet_contract too).
+    assert runs[build].endswith("--file worker_image/Dockerfile --tag jobfleet-worker:ci .")
 
 
 def test_deploy_promotes_dev_then_staging_then_prod():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from redrive.messages import Message, error_type, failed_at, job_type
+from jobfleet_contract.attributes import Message, error_type, failed_at, job_type
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Lambda entry point: reads the function's configuration from its environment, runs one redrive.
 
-Environment: TIER_QUEUES (JSON {tier: {"queueUrl", "dlqUrl"}}), MAX_REDRIVES (optional),
-STATUS_TABLE (optional job status table to mark redriven jobs queued).
+Environment (redrive.settings): TIER_QUEUES (JSON {tier: {"queueUrl", "dlqUrl"}}), MAX_REDRIVES
+(optional), STATUS_TABLE and STATUS_TTL_DAYS (optional job status table to mark redriven jobs queued).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobfleet_contract.status import JobStatusStore
 from redrive import SERVICE_NAME
-from redrive.request import parse_tier_queues
-from redrive.service import parse_max_redrives, run_redrive
-from redrive.status import JobStatusTable
+from redrive.service import run_redrive
+from redrive.settings import RedriveSettings
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
@@ -29,18 +29,25 @@ def _client(service: str) -> Any:
     return boto3.client(service)
 
 
+@cache
+def _dynamodb() -> Any:
+    return boto3.resource("dynamodb")
+
+
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Misconfiguration raises: it is a deployment fault for the failure alarm, not an operator error.
-    tier_queues = parse_tier_queues(os.environ.get("TIER_QUEUES", "{}"))
-    max_redrives = parse_max_redrives(os.environ.get("MAX_REDRIVES"))
-    table_name = os.environ.get("STATUS_TABLE")
+    settings = RedriveSettings.from_env(os.environ)
+    status_store = None
+    if settings.status_table:
+        status_store = JobStatusStore(_dynamodb().Table(settings.status_table),
+                                      ttl_days=settings.status_ttl_days)
     return run_redrive(
         event,
         sqs=_client("sqs"),
-        tier_queues=tier_queues,
-        max_redrives=max_redrives,
+        tier_queues=settings.tier_queues,
+        max_redrives=settings.max_redrives,
         remaining_millis=context.get_remaining_time_in_millis,
-        status_table=JobStatusTable(_client("dynamodb"), table_name) if table_name else None,
+        status_store=status_store,
     )

@@ -19,8 +19,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from jobfleet_contract.attributes import Message, attributes_for_copy, body_for_copy, job_id, redrive_count
+from jobfleet_contract.timestamps import iso_now
 from redrive import SERVICE_NAME
-from redrive.messages import Message, attributes_for_copy, body_for_copy, job_id, redrive_count
 from redrive.ratelimit import TokenBucket
 from redrive.request import RedriveRequest
 
@@ -74,7 +75,7 @@ class SelectiveMover:
         rate_limiter: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_moved: Callable[[Sequence[Message]], None] | None = None,
+        on_moved: Callable[[Sequence[Message], str], None] | None = None,
         stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
         receive_wait_seconds: int = 1,
     ) -> None:
@@ -179,6 +180,9 @@ class SelectiveMover:
             self._hold(messages)
             self._stopped_by = "timeLimit"
             return
+        # Taken before the send: a worker may pick a copy up at once, and whatever it writes to the
+        # job's status from then on is newer than the redrive's "queued" (see on_moved).
+        copied_at = iso_now()
         try:
             accepted = self._send_copies(messages)
         except Exception:
@@ -200,7 +204,7 @@ class SelectiveMover:
                 self._tally.moved += 1
         # After the deletes, so a failing callback cannot leave originals behind their copies.
         if self._on_moved is not None:
-            self._on_moved(accepted)
+            self._on_moved(accepted, copied_at)
 
     def _wait_for_rate(self, count: int) -> bool:
         """Sleeps as the rate limit requires; False when that wait would run past the time limit."""

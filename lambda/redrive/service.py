@@ -9,13 +9,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from jobfleet_contract.attributes import Message, job_id
+from jobfleet_contract.status import JobStatusStore
 from redrive import SERVICE_NAME
-from redrive.messages import Message, job_id
 from redrive.mover import DEFAULT_STOP_MARGIN_MILLIS, SelectiveMover
 from redrive.native import list_move_tasks, start_move_task
 from redrive.ratelimit import TokenBucket
 from redrive.request import InvalidEvent, QueuePair, StatusRequest, parse_event
-from redrive.status import JobStatusTable
 
 logger = Logger(service=SERVICE_NAME, child=True)
 
@@ -27,7 +27,7 @@ def run_redrive(
     tier_queues: Mapping[str, QueuePair],
     max_redrives: int | None,
     remaining_millis: Callable[[], int],
-    status_table: JobStatusTable | None = None,
+    status_store: JobStatusStore | None = None,
     sleep: Callable[[float], None] = time.sleep,
     stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
 ) -> dict[str, Any]:
@@ -48,32 +48,22 @@ def run_redrive(
         remaining_millis=remaining_millis,
         rate_limiter=None if request.rate_per_second is None else TokenBucket(request.rate_per_second),
         sleep=sleep,
-        on_moved=None if status_table is None else _marker(status_table),
+        on_moved=None if status_store is None else _marker(status_store),
         stop_margin_millis=stop_margin_millis,
     )
     return mover.run().as_result()
 
 
-def _marker(status_table: JobStatusTable) -> Callable[[Sequence[Message]], None]:
-    def mark_queued(messages: Sequence[Message]) -> None:
+def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message], str], None]:
+    def mark_redriven(messages: Sequence[Message], copied_at: str) -> None:
         for message in messages:
             identifier = job_id(message)
             if identifier is None:
                 continue
             try:
-                status_table.mark_queued(identifier)
+                status_store.mark_redriven(identifier, copied_at)
             except ClientError as error:
                 # Bookkeeping only: the job is back on its queue whatever the table says.
                 logger.warning("could not mark job queued", jobId=identifier, error=str(error))
 
-    return mark_queued
-
-
-def parse_max_redrives(raw: str | None) -> int | None:
-    """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
-    if raw is None or raw.strip() == "":
-        return None
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"MAX_REDRIVES must be a positive integer, got {raw!r}")
-    return value
+    return mark_redriven

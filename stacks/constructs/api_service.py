@@ -9,7 +9,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import api_environment
 from stacks.constructs.deployment_alarms import api_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
@@ -48,17 +49,14 @@ class ApiService(Construct):
             config=config,
             image=image,
             command=command or None,
-            environment={
-                # Queue URLs are tokens: the JSON is built at deploy time.
-                "TIER_QUEUES": stack.to_json_string(
-                    {name: tq.queue.queue_url for name, tq in tier_queues.items()}),
-                "JOB_TYPES": stack.to_json_string(dict(config.job_types)),
-                "STATUS_TABLE": status_table.table_name,
-                "STATUS_TTL_DAYS": str(config.status.ttl_days),
-                "MAX_PAYLOAD_BYTES": str(api.max_payload_bytes),
-                "TIER_MAX_PAYLOAD_BYTES": stack.to_json_string(config.tier_payload_limits()),
-                "PORT": str(API_PORT),
-            },
+            # Queue URLs are tokens: the JSON is built at deploy time (to_json_string).
+            environment=api_environment(
+                tier_queue_urls={name: tq.queue.queue_url for name, tq in tier_queues.items()},
+                job_types=config.job_types, status_table=status_table.table_name,
+                status_ttl_days=config.status.ttl_days, max_payload_bytes=api.max_payload_bytes,
+                tier_max_payload_bytes=config.tier_payload_limits(), port=API_PORT,
+                to_json=stack.to_json_string,
+            ),
             memory_mib=api.memory_mib,
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",

@@ -26,7 +26,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
 from stacks.constructs.cluster import CONTAINER_INSIGHTS, container_insights_metric
 
 # Backlog per task. m2 < 1 happens while the first task starts: divide by 1 then, never by 0

@@ -22,7 +22,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.nag import acknowledge_report
 

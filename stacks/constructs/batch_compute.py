@@ -17,7 +17,7 @@ from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk_app.config import BatchConfig
+from jobfleet_config.config import BatchConfig
 from stacks.nag import acknowledge
 
 # Root volume of the ECS-optimized AMI (its snapshot is 30 GiB); room for job scratch data.

@@ -24,7 +24,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.guard import suppress
 from stacks.logs import project_log_group

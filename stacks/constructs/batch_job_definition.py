@@ -21,7 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_contract.environment import batch_job_environment
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge
@@ -51,14 +52,11 @@ class BatchJobDefinition(Construct):
             "command": COMMAND,
             "cpu": tier.cpu / 1024,
             "memory": cdk.Size.mebibytes(tier.memory_mib),
-            "environment": {
-                "TIER": tier.name,
-                "STATUS_TABLE": status_table.table_name,
-                "STATUS_TTL_DAYS": str(config.status.ttl_days),
-                "JOB_MAX_SECONDS": str(tier.max_job_seconds),
-                # Containers cannot reach instance metadata (IMDSv2, hop limit 1): name the region.
-                "AWS_DEFAULT_REGION": cdk.Aws.REGION,
-            },
+            "environment": batch_job_environment(
+                tier=tier.name, status_table=status_table.table_name,
+                status_ttl_days=config.status.ttl_days, max_job_seconds=tier.max_job_seconds,
+                region=cdk.Aws.REGION,
+            ),
             "job_role": self.job_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix=tier.name, log_group=self.log_group),
             "readonly_root_filesystem": True,

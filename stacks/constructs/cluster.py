@@ -8,7 +8,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from cdk_app.config import TierConfig
+from jobfleet_config.config import TierConfig
 
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 

@@ -16,7 +16,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.batch_alarms import BatchAlarms
 from stacks.constructs.cluster import container_insights_metric

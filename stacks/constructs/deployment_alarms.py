@@ -19,7 +19,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
 from stacks.guard import suppress
 from stacks.nag import acknowledge_report
 

@@ -18,22 +18,34 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct, IConstruct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge
 
-# worker_image/ at the repository root: the worker runtime and the reference job API.
-WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+# The image's build context is the repository root, trimmed to worker_image/{Dockerfile,
+# requirements.txt,worker/} and jobfleet_contract/ by the patterns beside the Dockerfile.
+REPO = Path(__file__).resolve().parents[2]
+WORKER_IMAGE_DIR = REPO / "worker_image"
+DOCKERFILE = WORKER_IMAGE_DIR / "Dockerfile"
+
+
+def image_context_exclude() -> list[str]:
+    """The build context's exclude patterns (Docker syntax), from worker_image/Dockerfile.dockerignore."""
+    lines = (WORKER_IMAGE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 CONTAINER_USER = "10001"
 TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"  # the container's only writable path: a VOLUME of the image (see above)
 
 
 def worker_image_asset(scope: Construct, construct_id: str) -> ecr_assets.DockerImageAsset:
-    """The image built from worker_image/ (one asset, shared by the API and every worker tier)."""
+    """The worker image (one asset, shared by the API, every worker tier and the Batch jobs)."""
     return ecr_assets.DockerImageAsset(
         scope, construct_id,
-        directory=str(WORKER_IMAGE_DIR),
+        directory=str(REPO),
+        file=str(DOCKERFILE.relative_to(REPO)),
+        exclude=image_context_exclude(),
+        ignore_mode=cdk.IgnoreMode.DOCKER,
         platform=ecr_assets.Platform.LINUX_AMD64,
     )
 

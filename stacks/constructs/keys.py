@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import AppConfig
+from jobfleet_config.config import AppConfig
 from stacks.retention import removal_policy
 
 LOG_KEY_ID = "LogKey"  # construct ID at the root of each stack (frozen)

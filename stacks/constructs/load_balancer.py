@@ -25,7 +25,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from cdk_app.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, EnvironmentConfig
+from jobfleet_config.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.guard import suppress
 from stacks.nag import acknowledge, acknowledge_report

@@ -1,8 +1,9 @@
 """The DLQ-redrive Lambda (lambda/redrive/): function, least-privilege role, optional schedules.
 
-Packaging: the asset root is `lambda/` holding only the `redrive` package, so the handler's
-`from redrive.request import ...` imports resolve in /var/task and the handler is
-`redrive.handler.handler`. boto3 comes with the runtime; aws-lambda-powertools comes from the
+Packaging: the asset holds two packages side by side, `redrive` (lambda/redrive) and
+`jobfleet_contract` (the code the worker ships too), copied by a local bundler (no Docker), so
+`from redrive.request import ...` and `from jobfleet_contract... import ...` resolve in /var/task and
+the handler is `redrive.handler.handler`. boto3 comes with the runtime; aws-lambda-powertools comes from the
 public Powertools layer, version-pinned to the same release as lambda/redrive/requirements.txt
 through Powertools' public SSM parameter (resolved by CloudFormation in the deploy region, so
 the ARN is always the one published for that region and partition).
@@ -11,9 +12,12 @@ the ARN is always the one published for that region and partition).
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,7 +27,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import redrive_environment
 from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
@@ -31,13 +36,40 @@ from stacks.guard import suppress
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+REPO = Path(__file__).resolve().parents[2]
+LAMBDA_DIR = REPO / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
+# package name in the asset -> its source directory (only its *.py files are copied)
+ASSET_PACKAGES = {"redrive": LAMBDA_DIR / "redrive", "jobfleet_contract": REPO / "jobfleet_contract"}
 HANDLER = "redrive.handler.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 SERVICE_NAME = "jobfleet-redrive"  # = redrive.SERVICE_NAME
-# Only the package goes into the asset: no tests, caches or requirements file.
-_ASSET_EXCLUDE = ["*", "!redrive", "!redrive/*.py", "**/__pycache__", "**/*.pyc"]
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _PackageCopy:
+    """Copies the asset's packages' modules (no tests, caches or requirements file) into the bundle."""
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:
+        for name, source in ASSET_PACKAGES.items():
+            target = Path(output_dir) / name
+            target.mkdir()
+            for module in sorted(source.glob("*.py")):
+                shutil.copyfile(module, target / module.name)
+        return True
+
+
+def asset_code() -> lambda_.Code:
+    """The function's code. Hashed by its output, so it changes exactly when a copied module does."""
+    return lambda_.Code.from_asset(
+        str(LAMBDA_DIR),
+        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        bundling=cdk.BundlingOptions(
+            # Required by the API, never pulled: the local bundler always succeeds.
+            image=cdk.DockerImage.from_registry("local-bundling-only"),
+            local=_PackageCopy(),
+        ),
+    )
 
 
 def powertools_version(requirements: Path = REQUIREMENTS) -> str:
@@ -85,7 +117,7 @@ class RedriveFunction(Construct):
             description="JobFleet DLQ redrive: native move task, or filtered / dry-run / rate-limited",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=_ASSET_EXCLUDE),
+            code=asset_code(),
             handler=HANDLER,
             layers=[self.powertools_layer],
             timeout=cdk.Duration.seconds(config.redrive.timeout_seconds),
@@ -100,13 +132,11 @@ class RedriveFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                "TIER_QUEUES": cdk.Stack.of(self).to_json_string(tier_urls),
-                "MAX_REDRIVES": str(config.redrive.max_redrives),
-                "STATUS_TABLE": status_table.table_name,
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=redrive_environment(
+                tier_queues=tier_urls, max_redrives=config.redrive.max_redrives,
+                status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
+                service_name=SERVICE_NAME, to_json=cdk.Stack.of(self).to_json_string,
+            ),
         )
         # Lambda's tracing support adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the
         # role's default policy; that policy holds nothing else (queue access is in "Access").

@@ -11,7 +11,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from cdk_app.config import AlarmsConfig, EnvironmentConfig, TierConfig
+from jobfleet_config.config import AlarmsConfig, EnvironmentConfig, TierConfig
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.cluster import container_insights_metric
 from stacks.constructs.tier_queue import TierQueue

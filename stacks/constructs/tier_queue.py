@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app.config import TierConfig
+from jobfleet_config.config import TierConfig
 from stacks.checkov import skip_check
 from stacks.nag import acknowledge_report
 

@@ -9,7 +9,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_contract.environment import worker_environment
 from stacks.constructs.cluster import capacity_provider_strategy
 from stacks.constructs.deployment_alarms import worker_deployment_alarms
 from stacks.constructs.hardened_container import (
@@ -23,13 +24,6 @@ from stacks.nag import acknowledge
 
 WORKER_HANDLERS = "worker.examples"
 HEALTH_FILE = "/tmp/worker-health"
-# Seconds of the ECS stopTimeout kept back from the worker's own drain budget, so that it has
-# released unstarted messages and exited before ECS sends SIGKILL.
-STOP_MARGIN_SECONDS = 5
-
-
-def worker_drain_seconds(tier: TierConfig) -> int:
-    return max(1, tier.stop_timeout_seconds - STOP_MARGIN_SECONDS)
 
 
 class WorkerService(Construct):
@@ -54,19 +48,13 @@ class WorkerService(Construct):
             config=config,
             image=image,
             command=["python", "-m", "worker", "run"],
-            environment={
-                "TIER": tier.name,
-                "QUEUE_URL": queue.queue_url,
-                "DLQ_URL": dlq.queue_url,
-                "MAX_RECEIVE_COUNT": str(tier.max_receive_count),
-                "WORKER_CONCURRENCY": str(tier.concurrency),
-                "WORKER_HANDLERS": WORKER_HANDLERS,
-                "JOB_MAX_SECONDS": str(tier.max_job_seconds),
-                "WORKER_STOP_TIMEOUT_SECONDS": str(worker_drain_seconds(tier)),
-                "STATUS_TABLE": status_table.table_name,
-                "STATUS_TTL_DAYS": str(config.status.ttl_days),
-                "HEALTH_FILE": HEALTH_FILE,
-            },
+            environment=worker_environment(
+                tier=tier.name, queue_url=queue.queue_url, dlq_url=dlq.queue_url,
+                max_receive_count=tier.max_receive_count, concurrency=tier.concurrency,
+                handlers=WORKER_HANDLERS, max_job_seconds=tier.max_job_seconds,
+                stop_timeout_seconds=tier.stop_timeout_seconds, status_table=status_table.table_name,
+                status_ttl_days=config.status.ttl_days, health_file=HEALTH_FILE,
+            ),
             memory_mib=tier.memory_mib,
             stop_timeout_seconds=tier.stop_timeout_seconds,
             stream_prefix=tier.name,

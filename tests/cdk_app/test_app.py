@@ -80,7 +80,7 @@ def test_fails_on_a_pinned_region_aws_cdk_lib_does_not_know(tmp_path):
     """The ALB log-delivery account is looked up per region at synth: an unknown region fails
     here, in one line, instead of at deploy."""
     from cdk_app.app import select_environments
-    from cdk_app.config import ConfigError
+    from jobfleet_config.config import ConfigError
 
     config_dir = tmp_path / "environments"
     shutil.copytree(ROOT / "cdk_app" / "environments", config_dir)

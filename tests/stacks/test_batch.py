@@ -17,8 +17,8 @@ from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match, Template
 
 from cdk_app.app import feature_flags
-from cdk_app.config import load_environment
 from cdk_app.stage import JobFleetStage
+from jobfleet_config.config import load_environment
 from stacks.constructs.batch_failure_route import INPUT_PATHS, INPUT_TEMPLATE
 
 ENVS = ["dev", "staging", "prod"]

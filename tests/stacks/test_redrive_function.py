@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from cdk_app.app import feature_flags
-from cdk_app.config import ENVIRONMENTS_DIR, load_environment
+from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
 from stacks.constructs.redrive_function import (
+    ASSET_PACKAGES,
     HANDLER,
     LAMBDA_DIR,
+    REPO,
     powertools_layer_parameter,
     powertools_version,
 )
@@ -159,8 +162,22 @@ def test_asset_is_the_redrive_package_with_an_importable_handler(templates, synt
     key = _function(templates[env])["Code"]["S3Key"]
     asset = next(outdir.glob(f"asset.{key.removesuffix('.zip')}"))
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
-    expected = sorted(f"redrive/{p.name}" for p in (LAMBDA_DIR / "redrive").glob("*.py"))
+    expected = sorted(f"{name}/{p.name}" for name, source in ASSET_PACKAGES.items()
+                      for p in source.glob("*.py"))
     assert files == expected
+    # The contract the worker runs, byte for byte.
+    for path in (REPO / "jobfleet_contract").glob("*.py"):
+        assert (asset / "jobfleet_contract" / path.name).read_bytes() == path.read_bytes()
+    # Self-contained: every import is the standard library, the Lambda runtime's boto3,
+    # the Powertools layer, or a package in the asset.
+    allowed = {"boto3", "botocore", "aws_lambda_powertools", *ASSET_PACKAGES}
+    for path in asset.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top in allowed or top in sys.stdlib_module_names, f"{path.name} imports {name}"
     module, function = HANDLER.rsplit(".", 1)
     tree = ast.parse((asset / (module.replace(".", "/") + ".py")).read_text())
     assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}

@@ -17,6 +17,8 @@ import pytest
 
 SUPPORT_DIR = Path(__file__).parent / "support"
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+# A worker subprocess imports this checkout's worker and contract, whatever the venv has installed.
+CHECKOUT_PATH = [str(WORKER_IMAGE_DIR), str(WORKER_IMAGE_DIR.parent)]
 # The test handlers must be importable under one name, in-process and in subprocesses alike.
 sys.path.insert(0, str(SUPPORT_DIR))
 
@@ -210,7 +212,7 @@ def worker_env(queues: Queues, tmp_path: Path, **extra: str) -> dict[str, str]:
         TIER="test",
         PYTHONUNBUFFERED="1",
         JOB_MAX_SECONDS="30",
-        PYTHONPATH=os.pathsep.join([str(WORKER_IMAGE_DIR), str(SUPPORT_DIR)]),
+        PYTHONPATH=os.pathsep.join([*CHECKOUT_PATH, str(SUPPORT_DIR)]),
     )
     env.pop("ECS_AGENT_URI", None)
     env.update(extra)

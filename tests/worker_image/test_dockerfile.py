@@ -42,14 +42,26 @@ def test_requirements_are_pinned_and_context_is_trimmed():
         if line.strip() and not line.startswith("#")
     ]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines)
-    ignored = (WORKER_IMAGE / ".dockerignore").read_text()
-    assert "**/__pycache__" in ignored and ".venv" in ignored
+    ignored = (WORKER_IMAGE / "Dockerfile.dockerignore").read_text().splitlines()
+    # The context is the repo root, trimmed to what the image copies: everything else is excluded.
+    assert ignored[ignored.index("*"):ignored.index("*") + 5] == [
+        "*", "!worker_image/Dockerfile", "!worker_image/requirements.txt", "!worker_image/worker",
+        "!jobfleet_contract"]
+    assert "**/__pycache__" in ignored
+
+
+def test_image_ships_the_worker_and_the_contract_it_imports():
+    final = _stages()[-1]
+    assert "COPY worker_image/worker/ /app/worker/" in final
+    assert "COPY jobfleet_contract/ /app/jobfleet_contract/" in final
+    assert re.search(r"(?m)^\s+PYTHONPATH=/app", final)
+    assert "COPY worker_image/requirements.txt /tmp/requirements.txt" in _stages()[0]
 
 
 def test_every_mount_path_is_a_volume_owned_by_the_container_user(synthesized):
     """Fargate bind mounts are root-owned 0755 unless the image declares a VOLUME at that path,
     whose owner and mode ECS then copies: UID 10001 could not write its health file otherwise."""
-    from cdk_app.image_smoke import _templates, batch_container, ecs_container
+    from jobfleet_tools.image_smoke import _templates, batch_container, ecs_container
 
     final = _stages()[-1]
     templates = _templates(synthesized[0], "prod")

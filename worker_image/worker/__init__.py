@@ -9,7 +9,7 @@ Handler API::
         ...
 """
 
+from jobfleet_contract.errors import PermanentError
 from worker.dispatch import JobContext, job
-from worker.errors import PermanentError
 
 __all__ = ["JobContext", "PermanentError", "job"]

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from worker.config import DEFAULT_HEALTH_FILE, ConfigError, WorkerConfig
+from jobfleet_contract import environment as names
+from jobfleet_contract.environment import ConfigError, env_number, parse_handlers
+from jobfleet_contract.status import status_store_from_env
+from worker.config import DEFAULT_HANDLERS, DEFAULT_HEALTH_FILE, WorkerConfig
 from worker.dispatch import load_handler_modules
 from worker.lifecycle import health_file_fresh, install_stop_signals
 from worker.memory import memory_reader
 from worker.observability import configure_logging
 from worker.run_one import EXIT_PERMANENT, run_one
 from worker.runtime import Worker
-from worker.status import status_store_from_env
 from worker.transport import SqsTransport, sqs_client
 
 DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive backoff
@@ -30,7 +33,7 @@ def _run() -> int:
         config,
         transport,
         memory_reader=memory_reader(config.memory_limit_bytes),
-        status_store=status_store_from_env(),
+        status_store=status_store_from_env(os.environ),
     )
     install_stop_signals(worker.request_stop)
     return worker.run()
@@ -41,31 +44,30 @@ def _run_one(args: argparse.Namespace) -> int:
         text = args.envelope
     elif args.envelope_file is not None:
         text = Path(args.envelope_file).read_text()
-    elif os.environ.get("JOB_ENVELOPE"):
-        text = os.environ["JOB_ENVELOPE"]
+    elif os.environ.get(names.JOB_ENVELOPE):
+        text = os.environ[names.JOB_ENVELOPE]
     else:
         print("run-one needs --envelope, --envelope-file or JOB_ENVELOPE", file=sys.stderr)
         return EXIT_PERMANENT
-    modules = tuple(
-        m.strip() for m in os.environ.get("WORKER_HANDLERS", "worker.examples").split(",") if m.strip()
-    )
-    load_handler_modules(modules)
-    return run_one(text, status_store_from_env())
+    load_handler_modules(parse_handlers(os.environ, DEFAULT_HANDLERS))
+    return run_one(text, status_store_from_env(os.environ))
 
 
 def _health(max_age: float) -> int:
-    return 0 if health_file_fresh(os.environ.get("HEALTH_FILE") or DEFAULT_HEALTH_FILE, max_age) else 1
+    return 0 if health_file_fresh(os.environ.get(names.HEALTH_FILE) or DEFAULT_HEALTH_FILE, max_age) else 1
+
+
+def api_bind_address(env: Mapping[str, str]) -> tuple[str, int]:
+    """Where `python -m worker api` listens (the rest of its settings: worker.api.ApiSettings)."""
+    return env.get(names.API_HOST, "0.0.0.0"), env_number(env, names.PORT, 8080, minimum=1, maximum=65535,
+                                                           integer=True)
 
 
 def _api() -> int:
     import uvicorn  # only the API service needs it
 
-    uvicorn.run(
-        "worker.api:app",
-        host=os.environ.get("API_HOST", "0.0.0.0"),
-        port=int(os.environ.get("PORT", "8080")),
-        log_config=None,
-    )
+    host, port = api_bind_address(os.environ)
+    uvicorn.run("worker.api:app", host=host, port=port, log_config=None)
     return 0
 
 

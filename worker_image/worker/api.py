@@ -39,7 +39,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -52,8 +51,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.config import ConfigError, env_number
-from worker.envelope import Envelope
+from jobfleet_contract import environment as names
+from jobfleet_contract.envelope import Envelope
+from jobfleet_contract.environment import ConfigError, env_json_object, env_number
+from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobStatusStore
+from jobfleet_contract.timestamps import iso_now
 
 log = logging.getLogger("worker.api")
 
@@ -67,27 +69,15 @@ IDEMPOTENCY_PREFIX = "idem#"
 BODY_SLACK_BYTES = 16384
 AWS_ERRORS = (BotoCoreError, ClientError)
 
-JobState = Literal["queued", "running", "succeeded", "failed", "dead-lettered"]
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+JobState = Literal[STATES]  # the contract's job states
 
 
 # --- configuration ---------------------------------------------------------------------------------------
 
 
-def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        raise ConfigError(f"required environment variable not set: {name}")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or not data or not all(
-        isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items()
-    ):
+def _string_map(env: Mapping[str, str], name: str) -> dict[str, str]:
+    data = env_json_object(env, name)
+    if not data or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items()):
         raise ConfigError(f"{name} must be a non-empty JSON object of strings to strings")
     return data
 
@@ -98,7 +88,7 @@ class ApiSettings:
     job_types: dict[str, str]
     status_table: str | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    status_ttl_days: float = 30.0
+    status_ttl_days: float = DEFAULT_TTL_DAYS
     # Tighter limits of some tiers: AWS Batch's SubmitJob carries the envelope in 30 KiB.
     tier_max_payload_bytes: dict[str, int] = field(default_factory=dict)
 
@@ -114,31 +104,24 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        status_table, status_ttl_days = names.status_table_settings(env, DEFAULT_TTL_DAYS)
         return cls(
-            tier_queues=_json_object(env, "TIER_QUEUES"),
-            job_types=_json_object(env, "JOB_TYPES"),
-            status_table=env.get("STATUS_TABLE") or None,
+            tier_queues=_string_map(env, names.TIER_QUEUES),
+            job_types=_string_map(env, names.JOB_TYPES),
+            status_table=status_table,
             max_payload_bytes=env_number(
-                env, "MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, minimum=1, maximum=MAX_PAYLOAD_LIMIT,
+                env, names.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, minimum=1, maximum=MAX_PAYLOAD_LIMIT,
                 integer=True,
             ),
-            status_ttl_days=env_number(env, "STATUS_TTL_DAYS", 30.0, minimum=1, maximum=3650),
-            tier_max_payload_bytes=_tier_limits(env, "TIER_MAX_PAYLOAD_BYTES"),
+            status_ttl_days=status_ttl_days,
+            tier_max_payload_bytes=_tier_limits(env, names.TIER_MAX_PAYLOAD_BYTES),
         )
 
 
 def _tier_limits(env: Mapping[str, str], name: str) -> dict[str, int]:
     """Optional JSON object tier -> positive integer byte limit."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{name} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in data.values()
-    ):
+    data = env_json_object(env, name, required=False)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in data.values()):
         raise ConfigError(f"{name} must be a JSON object of tier names to positive integers")
     return data
 
@@ -217,46 +200,12 @@ class Claim:
     sent: bool
 
 
-class DynamoJobStore:
-    """Status records (same item shape as worker.status.JobStatusStore) and idempotency claims."""
+class DynamoIdempotency:
+    """Idempotency claims, kept in the status table under their own key prefix."""
 
-    def __init__(self, table, ttl_days: float) -> None:
+    def __init__(self, table) -> None:
         self._table = table
-        self._ttl_seconds = int(ttl_days * 86400)
 
-    # status
-    def record_queued(self, job_id: str, job_type: str, tier: str, submitted_at: str) -> None:
-        self._table.put_item(
-            Item={
-                "jobId": job_id,
-                "type": job_type,
-                "tier": tier,
-                "status": "queued",
-                "attempts": 0,
-                "submittedAt": submitted_at,
-                "updatedAt": submitted_at,
-                "expiresAt": int(time.time()) + self._ttl_seconds,
-            },
-            ConditionExpression="attribute_not_exists(jobId)",
-        )
-
-    def forget(self, job_id: str) -> None:
-        """Undo record_queued after a failed send, unless a worker already touched the record."""
-        try:
-            self._table.delete_item(
-                Key={"jobId": job_id},
-                ConditionExpression="#s = :queued",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":queued": "queued"},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-
-    def get(self, job_id: str) -> dict | None:
-        return self._table.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
-
-    # idempotency
     def claim(self, key: str, job_id: str, tier: str, fingerprint: str) -> Claim | None:
         """Claim ``key`` for ``job_id``; None when claimed, else the live claim that holds the key."""
         item_key = IDEMPOTENCY_PREFIX + key
@@ -405,12 +354,13 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
     """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
-    store: DynamoJobStore | None = None
-    idempotency: DynamoJobStore | MemoryIdempotency
+    store: JobStatusStore | None = None
+    idempotency: DynamoIdempotency | MemoryIdempotency
     if settings.status_table:
         resource = dynamodb or boto3.resource("dynamodb", config=_aws_config())
-        store = DynamoJobStore(resource.Table(settings.status_table), settings.status_ttl_days)
-        idempotency = store
+        table = resource.Table(settings.status_table)
+        store = JobStatusStore(table, ttl_days=settings.status_ttl_days)
+        idempotency = DynamoIdempotency(table)
     else:
         idempotency = MemoryIdempotency()
     body_limit = settings.max_payload_bytes * 2 + BODY_SLACK_BYTES
@@ -503,11 +453,12 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
                         {"Retry-After": "1"},
                     )
                 return _accepted(existing.job_id, existing.tier, replayed=True)
-        submitted_at = _iso_now()
+        submitted_at = iso_now()
         try:
             if store is not None:
                 try:
-                    store.record_queued(job_id, job.type, tier, submitted_at)
+                    # A fresh uuid4 has no record yet, so the submit transition applies.
+                    store.mark_submitted(job_id, job.type, tier, submitted_at)
                 except AWS_ERRORS as exc:
                     raise _unavailable("the status table", exc) from None
             body = Envelope(job_id, job.type, job.payload, submitted_at).to_json()
@@ -515,7 +466,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
                 sqs.send_message(QueueUrl=settings.tier_queues[tier], MessageBody=body)
             except AWS_ERRORS as exc:
                 if store is not None:
-                    _quietly(store.forget, job_id)
+                    _quietly(store.forget_submitted, job_id)
                 raise _unavailable("SQS", exc) from None
         except ApiError:
             if key is not None:
@@ -542,7 +493,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
             item = store.get(jobId)
         except AWS_ERRORS as exc:
             raise _unavailable("the status table", exc) from None
-        if item is None or item.get("status") not in JobState.__args__:
+        if item is None or item.get("status") not in STATES:
             raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
         return _status_from_item(item)
 

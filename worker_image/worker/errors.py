@@ -1,12 +1,7 @@
-"""Exceptions that steer what the runtime does with a message."""
+"""Exceptions that steer what the runtime does with a message (PermanentError and InvalidEnvelope are
+the contract's: every runtime classifies them the same way)."""
 
-
-class PermanentError(Exception):
-    """Raised by a handler when the job can never succeed: dead-lettered at once, never retried."""
-
-
-class InvalidEnvelope(PermanentError):
-    """The message body is not a valid JobFleet envelope."""
+from jobfleet_contract.errors import PermanentError
 
 
 class UnknownJobType(PermanentError):

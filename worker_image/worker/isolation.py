@@ -15,9 +15,10 @@ from typing import Any
 
 import psutil
 
+from jobfleet_contract.envelope import Envelope
+from jobfleet_contract.errors import PermanentError
 from worker.dispatch import JobContext, handler_for, load_handler_modules
-from worker.envelope import Envelope
-from worker.errors import JobTimeout, PermanentError, RemoteJobError, RemotePermanentError, error_type_name
+from worker.errors import JobTimeout, RemoteJobError, RemotePermanentError, error_type_name
 
 log = logging.getLogger("worker.isolation")
 

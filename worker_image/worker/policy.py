@@ -11,13 +11,6 @@ from enum import Enum
 
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43200
-SQS_MAX_MESSAGE_ATTRIBUTES = 10
-ERROR_MESSAGE_LIMIT = 1000
-
-# Bookkeeping that belongs to one pass through the source queue; dropped when dead-lettering so that a
-# redriven job starts with a fresh attempt budget.
-PRIOR_ATTEMPTS_ATTR = "jobfleet.priorAttempts"
-DEFERRALS_ATTR = "jobfleet.deferrals"
 
 
 # --- attempts and backoff -------------------------------------------------------------------------------
@@ -213,44 +206,3 @@ def receive_count(free_slots: int, memory_budget: int | None, paused: bool, drai
         return 0
     budget = free_slots if memory_budget is None else min(free_slots, memory_budget)
     return max(0, min(10, budget))
-
-
-# --- dead-letter attributes -------------------------------------------------------------------------------
-
-
-def dead_letter_attributes(
-    original: dict[str, dict],
-    *,
-    error_type: str,
-    error_message: str,
-    attempt: int,
-    worker_id: str,
-    failed_at: str,
-    job_type: str,
-) -> tuple[dict[str, dict], list[str]]:
-    """Attributes for the DLQ copy: the reason (jobfleet.*) plus every original attribute SQS has room for.
-
-    Returns (attributes, names dropped). SQS allows 10 attributes; the reason always wins, then other
-    jobfleet.* attributes (e.g. jobfleet.redriveCount kept by the redrive Lambda), then the producer's.
-    """
-    if len(error_message) > ERROR_MESSAGE_LIMIT:
-        error_message = error_message[: ERROR_MESSAGE_LIMIT - 3] + "..."
-    reason = {
-        "jobfleet.errorType": error_type,
-        "jobfleet.errorMessage": error_message or "(no message)",
-        "jobfleet.attempt": str(attempt),
-        "jobfleet.workerId": worker_id,
-        "jobfleet.failedAt": failed_at,
-        "jobfleet.jobType": job_type,
-    }
-    attributes = {name: {"DataType": "String", "StringValue": value} for name, value in reason.items()}
-    kept = [
-        name
-        for name in original
-        if name not in attributes and name not in (PRIOR_ATTEMPTS_ATTR, DEFERRALS_ATTR)
-    ]
-    kept.sort(key=lambda name: not name.startswith("jobfleet."))
-    room = SQS_MAX_MESSAGE_ATTRIBUTES - len(attributes)
-    for name in kept[:room]:
-        attributes[name] = original[name]
-    return attributes, kept[room:]

@@ -11,10 +11,12 @@ import os
 import time
 from collections.abc import Mapping
 
-from worker.config import ConfigError, env_number, parse_job_timeouts
+from jobfleet_contract import environment as names
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.environment import ConfigError, env_number, parse_job_timeouts
+from jobfleet_contract.errors import PermanentError
 from worker.dispatch import JobContext, handler_for, is_registered
-from worker.envelope import parse_envelope
-from worker.errors import PermanentError, error_type_name
+from worker.errors import error_type_name
 from worker.isolation import ThreadExecutor
 from worker.observability import UNKNOWN_TYPE, Metrics
 
@@ -25,10 +27,10 @@ DEFAULT_MAX_SECONDS = 43200.0  # Batch enforces its own job timeout; this only b
 
 
 def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.environ) -> int:
-    tier = env.get("TIER") or "default"
+    tier = env.get(names.TIER) or "default"
     metrics = Metrics(tier)
-    worker_id = env.get("AWS_BATCH_JOB_ID") or f"run-one-{os.getpid()}"
-    attempt = int(env.get("AWS_BATCH_JOB_ATTEMPT") or 1)
+    worker_id = env.get(names.AWS_BATCH_JOB_ID) or f"run-one-{os.getpid()}"
+    attempt = int(env.get(names.AWS_BATCH_JOB_ATTEMPT) or 1)
     try:
         envelope = parse_envelope(envelope_text)
     except PermanentError as exc:
@@ -48,7 +50,7 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
     try:
         max_seconds = parse_job_timeouts(env).get(
             envelope.job_type,
-            env_number(env, "JOB_MAX_SECONDS", DEFAULT_MAX_SECONDS, minimum=1, maximum=43200),
+            env_number(env, names.JOB_MAX_SECONDS, DEFAULT_MAX_SECONDS, minimum=1, maximum=43200),
         )
     except ConfigError as exc:
         log.error("invalid configuration", extra={"error": str(exc)})

@@ -14,27 +14,31 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from jobfleet_contract.attributes import (
+    DEFERRALS,
+    PRIOR_ATTEMPTS,
+    SQS_MAX_MESSAGE_ATTRIBUTES,
+    dead_letter_attributes,
+    number_value,
+)
+from jobfleet_contract.envelope import Envelope, parse_envelope
+from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.timestamps import iso_now
 from worker.config import WorkerConfig
 from worker.dispatch import JobContext, handler_for, is_registered
-from worker.envelope import Envelope, parse_envelope
-from worker.errors import PermanentError, error_type_name
+from worker.errors import error_type_name
 from worker.isolation import make_executor
 from worker.lifecycle import TaskProtection, touch_health_file
 from worker.memory import MemoryReader
 from worker.observability import UNKNOWN_TYPE, Metrics
 from worker.policy import (
-    DEFERRALS_ATTR,
-    PRIOR_ATTEMPTS_ATTR,
-    SQS_MAX_MESSAGE_ATTRIBUTES,
     CircuitBreaker,
     DeadLetter,
     FootprintEstimator,
     attempt_number,
-    dead_letter_attributes,
     decide_failure,
     deferral_delay,
     heartbeat_extension,
@@ -53,10 +57,6 @@ MAX_RECEIVE_BACKOFF = 30.0
 # waiting cannot fix it, a fresh task can.
 MEMORY_STUCK_SECONDS = 60.0
 DELETE_RETRIES = 3
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(eq=False)
@@ -256,7 +256,7 @@ class Worker:
 
     def _process(self, held: _Held) -> None:
         message = held.message
-        attempt = attempt_number(message.receive_count, message.int_attribute(PRIOR_ATTEMPTS_ATTR))
+        attempt = attempt_number(message.receive_count, message.int_attribute(PRIOR_ATTEMPTS))
         try:
             try:
                 envelope = parse_envelope(message.body)
@@ -373,7 +373,7 @@ class Worker:
             error_message=str(exc),
             attempt=attempt,
             worker_id=self.config.worker_id,
-            failed_at=_iso_now(),
+            failed_at=iso_now(),
             job_type=job_type,
         )
         if dropped:
@@ -425,11 +425,8 @@ class Worker:
             delay = deferral_delay(self._breaker.retry_after(envelope.job_type, time.monotonic()))
         attributes = {
             **message.attributes,
-            PRIOR_ATTEMPTS_ATTR: {"DataType": "Number", "StringValue": str(attempt - 1)},
-            DEFERRALS_ATTR: {
-                "DataType": "Number",
-                "StringValue": str(message.int_attribute(DEFERRALS_ATTR) + 1),
-            },
+            PRIOR_ATTEMPTS: number_value(attempt - 1),
+            DEFERRALS: number_value(message.int_attribute(DEFERRALS) + 1),
         }
         try:
             if len(attributes) > SQS_MAX_MESSAGE_ATTRIBUTES:

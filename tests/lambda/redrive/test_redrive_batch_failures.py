@@ -10,9 +10,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from redrive.messages import batch_failure, body_for_copy, error_type, failed_at, job_id, job_type
 from redrive.request import QueuePair
 from redrive.service import run_redrive
+
+from jobfleet_contract.attributes import body_for_copy, error_type, failed_at, job_id, job_type
+from jobfleet_contract.envelope import batch_failure_record
 
 
 def _record(job: str, *, failed: datetime, error: str = "BatchJobFailed") -> str:
@@ -26,7 +28,7 @@ def _record(job: str, *, failed: datetime, error: str = "BatchJobFailed") -> str
 def test_failure_record_fields_are_read_like_worker_attributes():
     failed = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     message = {"Body": _record("job-1", failed=failed), "MessageAttributes": {}}
-    assert batch_failure(message) is not None
+    assert batch_failure_record(message["Body"]) is not None
     assert (job_id(message), job_type(message)) == ("job-1", "analysis")
     assert error_type(message) == "BatchJobFailed"
     assert failed_at(message) == failed
@@ -36,7 +38,7 @@ def test_failure_record_fields_are_read_like_worker_attributes():
 def test_a_worker_dead_letter_is_not_a_failure_record():
     body = json.dumps({"jobId": "j", "type": "report", "payload": {}, "submittedAt": "2026-11-23T10:00:00Z"})
     message = {"Body": body}
-    assert batch_failure(message) is None and body_for_copy(message) == body
+    assert batch_failure_record(message["Body"]) is None and body_for_copy(message) == body
 
 
 def test_redrive_sends_back_the_original_envelope_filtered_by_failure_record(queues):

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redrive.filters import MessageFilter
-from redrive.messages import attributes_for_copy, redrive_count
+
+from jobfleet_contract.attributes import attributes_for_copy, redrive_count
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -14,7 +14,8 @@ from redrive.mover import SelectiveMover
 from redrive.ratelimit import TokenBucket
 from redrive.request import QueuePair, parse_event
 from redrive.service import run_redrive
-from redrive.status import JobStatusTable
+
+from jobfleet_contract.status import JobStatusStore
 
 
 def redrive(queues: Any, sqs: Any = None, *, max_redrives: int | None = None,
@@ -257,16 +258,20 @@ def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter
     result = run_redrive(
         {"dlqUrl": queues.dlq_url, "targetUrl": queues.target_url, "mode": "selective"},
         sqs=queues.sqs, tier_queues={}, max_redrives=None, remaining_millis=lambda: 900_000,
-        status_table=JobStatusTable(dynamodb, table, now=lambda: "2026-03-01T00:00:00.000Z"),
+        status_store=JobStatusStore(boto3.resource("dynamodb", endpoint_url=moto_endpoint).Table(table),
+                                    ttl_days=7, now=lambda: "2026-03-01T00:00:00.000Z"),
     )
 
     assert result["moved"] == 4
     items = {job: dynamodb.get_item(TableName=table, Key={"jobId": {"S": job}}).get("Item")
              for job in jobs}
     for job in ("dead", "retrying"):
+        expires_at = int(items[job].pop("expiresAt")["N"])
         assert items[job] == {"jobId": {"S": job}, "status": {"S": "queued"},
                               "updatedAt": {"S": "2026-03-01T00:00:00.000Z"}}
-    # Same transitions as the worker's mark_queued: a finished job stays finished, none is created.
+        # The TTL restarts: a redriven job's record lives as long as a new one's.
+        assert abs(expires_at - (time.time() + 7 * 86400)) < 120
+    # The contract's transition table: a finished job stays finished, none is created.
     assert items["done"]["status"] == {"S": "succeeded"}
     assert items["unknown"] is None
     dynamodb.delete_table(TableName=table)

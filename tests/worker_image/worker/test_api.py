@@ -10,8 +10,9 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 from worker.api import IDEMPOTENCY_PREFIX, ApiSettings, create_app
-from worker.config import ConfigError
-from worker.status import JobStatusStore
+
+from jobfleet_contract.environment import ConfigError
+from jobfleet_contract.status import JobStatusStore
 
 REGION = "us-east-1"
 JOB_TYPES = {"onboarding": "critical", "report": "standard", "analysis": "batch"}

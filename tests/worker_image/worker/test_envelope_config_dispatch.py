@@ -6,10 +6,13 @@ import json
 
 import pytest
 from worker import PermanentError, job
-from worker.config import ConfigError, WorkerConfig
+from worker.config import WorkerConfig
 from worker.dispatch import handler_for, registered_types
-from worker.envelope import parse_envelope
-from worker.errors import InvalidEnvelope, UnknownJobType
+from worker.errors import UnknownJobType
+
+from jobfleet_contract.envelope import parse_envelope
+from jobfleet_contract.environment import ConfigError
+from jobfleet_contract.errors import InvalidEnvelope
 
 GOOD = {"jobId": "j-1", "type": "report", "payload": {"rows": 3}, "submittedAt": "2024-05-01T12:00:00.123Z"}
 

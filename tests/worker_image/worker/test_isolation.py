@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 from worker.dispatch import JobContext
-from worker.envelope import Envelope
-from worker.errors import JobTimeout, PermanentError, RemoteJobError
+from worker.errors import JobTimeout, RemoteJobError
 from worker.isolation import ProcessExecutor
 
+from jobfleet_contract.envelope import Envelope
+from jobfleet_contract.errors import PermanentError
 from tests.worker_image.conftest import (
     TEST_JOBS_MODULE,
     drain_queue,

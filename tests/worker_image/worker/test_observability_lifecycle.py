@@ -16,7 +16,7 @@ import pytest
 from worker.lifecycle import TaskProtection, health_file_fresh, touch_health_file
 from worker.observability import JsonFormatter, Metrics
 
-from tests.worker_image.conftest import WORKER_IMAGE_DIR
+from tests.worker_image.conftest import CHECKOUT_PATH
 
 
 def test_job_outcome_is_one_emf_record_per_line():
@@ -127,7 +127,7 @@ def test_health_file_freshness(tmp_path):
 
 def test_health_command_exit_codes(tmp_path):
     path = tmp_path / "health"
-    env = {**os.environ, "HEALTH_FILE": str(path), "PYTHONPATH": str(WORKER_IMAGE_DIR)}
+    env = {**os.environ, "HEALTH_FILE": str(path), "PYTHONPATH": os.pathsep.join(CHECKOUT_PATH)}
     command = [sys.executable, "-m", "worker", "health", "--max-age", "30"]
     assert subprocess.run(command, env=env, check=False).returncode == 1
     path.touch()

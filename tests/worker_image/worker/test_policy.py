@@ -1,4 +1,4 @@
-"""Pure policy functions: backoff, failure decisions, heartbeats, breaker, memory guard, DLQ attributes."""
+"""Pure policy functions: backoff, failure decisions, heartbeats, breaker, memory guard."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from worker.policy import (
     Retry,
     attempt_number,
     backoff_seconds,
-    dead_letter_attributes,
     decide_failure,
     deferral_delay,
     heartbeat_extension,
@@ -161,26 +160,3 @@ def test_footprint_of_jobs_that_allocate_nothing_imposes_no_cap():
     estimator.observe(100, running=1, now=6.5)  # probe window elapsed without a completion
     assert estimator.learned
     assert estimator.admissible(running=1, limit_bytes=1000, high_water=0.8) is None
-
-
-def test_dead_letter_attributes_carry_reason_and_keep_room_for_redrive_bookkeeping():
-    original = {f"producer{i}": {"DataType": "String", "StringValue": str(i)} for i in range(5)}
-    original["jobfleet.redriveCount"] = {"DataType": "Number", "StringValue": "2"}
-    original["jobfleet.priorAttempts"] = {"DataType": "Number", "StringValue": "3"}
-    original["jobfleet.errorType"] = {"DataType": "String", "StringValue": "OldError"}
-    attrs, dropped = dead_letter_attributes(
-        original,
-        error_type="ValueError",
-        error_message="x" * 5000,
-        attempt=4,
-        worker_id="w-1",
-        failed_at="2024-01-01T00:00:00.000Z",
-        job_type="report",
-    )
-    assert len(attrs) == 10
-    assert attrs["jobfleet.errorType"]["StringValue"] == "ValueError"  # fresh reason wins over a stale one
-    assert len(attrs["jobfleet.errorMessage"]["StringValue"]) == 1000
-    assert attrs["jobfleet.redriveCount"]["StringValue"] == "2"  # jobfleet.* kept before producer attrs
-    assert "jobfleet.priorAttempts" not in attrs  # a redriven job gets a fresh attempt budget
-    assert {name for name in attrs if name.startswith("producer")} == {"producer0", "producer1", "producer2"}
-    assert dropped == ["producer3", "producer4"]

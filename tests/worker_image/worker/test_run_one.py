@@ -10,9 +10,9 @@ import uuid
 
 import boto3
 import pytest
-from worker.status import JobStatusStore
 
-from tests.worker_image.conftest import SUPPORT_DIR, WORKER_IMAGE_DIR, records
+from jobfleet_contract.status import JobStatusStore
+from tests.worker_image.conftest import CHECKOUT_PATH, SUPPORT_DIR, records
 
 
 def _envelope(job_type: str, payload: dict, job_id: str | None = None) -> str:
@@ -31,7 +31,7 @@ def _run_one(args: list[str], **env: str) -> subprocess.CompletedProcess:
         **os.environ,
         "WORKER_HANDLERS": "jobfleet_test_jobs",
         "TIER": "batch",
-        "PYTHONPATH": os.pathsep.join([str(WORKER_IMAGE_DIR), str(SUPPORT_DIR)]),
+        "PYTHONPATH": os.pathsep.join([*CHECKOUT_PATH, str(SUPPORT_DIR)]),
         **env,
     }
     return subprocess.run(

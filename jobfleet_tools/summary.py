@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -28,5 +27,6 @@ def summarize(outdir: Path) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    print(summarize(Path(sys.argv[1] if len(sys.argv) > 1 else "cdk.out")))
+def main(argv: list[str]) -> int:
+    print(summarize(Path(argv[0] if argv else "cdk.out")))
+    return 0

@@ -1,4 +1,5 @@
-"""Local mode end to end: `python -m cdk_app.local` as a real process, 100 jobs through its HTTP API."""
+"""Local mode end to end: `python -m jobfleet_tools local` as a real process, 100 jobs through its
+HTTP API."""
 
 from __future__ import annotations
 
@@ -17,11 +18,18 @@ import httpx
 import psutil
 import pytest
 
-from cdk_app.config import ENVIRONMENTS_DIR, load_environment
-from cdk_app.local import EXAMPLE_JOB, job_summary
+from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
+from jobfleet_tools.local.fleet import EXAMPLE_JOB
+from jobfleet_tools.local.processes import job_summary
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"
+
+
+def checkout_path(*extra: Path) -> dict[str, str]:
+    """PYTHONPATH for a subprocess that must run this checkout's code, not an installed copy."""
+    return {"PYTHONPATH": os.pathsep.join(
+        str(path) for path in (*extra, REPO / "worker_image", REPO / "lambda", REPO))}
 FINAL = {"succeeded", "dead-lettered"}
 
 # A test environment: the real defaults.toml plus short job limits and drain budgets, and the
@@ -87,8 +95,8 @@ def test_job_summary_lines():
 
 
 def test_local_mode_refuses_a_bad_environment(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "cdk_app.local", "--env", "nope"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "jobfleet_tools", "local", "--env", "nope"], cwd=REPO,
+                            env={**os.environ, **checkout_path()}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "env = 'nope'" in result.stderr and "dev" in result.stderr
 
@@ -99,11 +107,11 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
     run_dir = tmp_path / "run"
     out_path = tmp_path / "local.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PYTHONPATH=os.pathsep.join([str(SUPPORT), str(REPO / "worker_image"), str(REPO)]),
+    env.update(checkout_path(SUPPORT),
                WORKER_BACKOFF_BASE_SECONDS="0.5")  # transient retries after ~1 s, not ~2-4 s
     with out_path.open("w") as out:
         local = subprocess.Popen(
-            [sys.executable, "-m", "cdk_app.local", "--env", "e2e", "--config-dir", str(config_dir),
+            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "e2e", "--config-dir", str(config_dir),
              "--handlers", "local_e2e_jobs", "--run-dir", str(run_dir)],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -1,4 +1,4 @@
-"""`python -m cdk_app.ops redrive`: the deployed path through a stubbed Lambda client, the local path
+"""`python -m jobfleet_tools redrive`: the deployed path through a stubbed Lambda client, the local path
 against moto, and its argument errors."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from cdk_app import ops
-from cdk_app.config import load_environment
+from jobfleet_config.config import load_environment
+from jobfleet_tools import ops
 
 
 def run(argv: list[str], client_factory: Any = None) -> tuple[int, str, str]:
@@ -65,7 +65,7 @@ def test_invokes_the_environment_function_with_the_event_and_prints_a_table():
         SELECTIVE_RESULT,
     )
     with lambda_stub.stubber:
-        code, out, err = run(["redrive", "--env", "prod", "--tier", "critical", "--dry-run",
+        code, out, err = run(["--env", "prod", "--tier", "critical", "--dry-run",
                               "--type", "onboarding", "--type", "report", "--error-type", "TimeoutError",
                               "--older-than", "2h", "--max", "50", "--rate", "5"], lambda_stub)
 
@@ -91,7 +91,7 @@ def test_function_name_and_region_can_be_given():
     lambda_stub.answer({"tier": "standard"}, {**SELECTIVE_RESULT, "dryRun": False},
                        function_name="custom-redrive")
     with lambda_stub.stubber:
-        code, out, _ = run(["redrive", "--env", "dev", "--tier", "standard",
+        code, out, _ = run(["--env", "dev", "--tier", "standard",
                             "--function-name", "custom-redrive", "--region", "eu-west-1"], lambda_stub)
 
     assert code == 0
@@ -106,7 +106,7 @@ def test_native_result_points_at_the_status_command():
                         "approximateMessagesToMove": 900, "examined": None, "matched": None,
                         "moved": None, "kept": None, "failed": None})
     with lambda_stub.stubber:
-        code, out, _ = run(["redrive", "--env", "prod", "--tier", "critical", "--mode", "native",
+        code, out, _ = run(["--env", "prod", "--tier", "critical", "--mode", "native",
                             "--rate", "50"], lambda_stub)
 
     assert code == 0
@@ -128,7 +128,7 @@ def test_status_prints_the_move_tasks():
              "failureReason": "AccessDenied"},
         ]})
     with lambda_stub.stubber:
-        code, out, _ = run(["redrive", "--env", "prod", "--tier", "batch", "--status"], lambda_stub)
+        code, out, _ = run(["--env", "prod", "--tier", "batch", "--status"], lambda_stub)
 
     assert code == 0
     lines = out.splitlines()
@@ -152,10 +152,10 @@ def test_a_failed_or_refused_redrive_exits_1_with_one_line(payload, function_err
     lambda_stub = StubbedLambda()
     lambda_stub.answer(None, payload, function_error)
     with lambda_stub.stubber:
-        code, out, err = run(["redrive", "--env", "prod", "--tier", "critical"], lambda_stub)
+        code, out, err = run(["--env", "prod", "--tier", "critical"], lambda_stub)
 
     assert (code, out) == (1, "")
-    assert err == f"python -m cdk_app.ops: {message}\n"
+    assert err == f"python -m jobfleet_tools redrive: {message}\n"
 
 
 def test_a_missing_function_is_reported_by_name():
@@ -163,10 +163,10 @@ def test_a_missing_function_is_reported_by_name():
     lambda_stub.stubber.add_client_error("invoke", service_error_code="ResourceNotFoundException",
                                          http_status_code=404)
     with lambda_stub.stubber:
-        code, _, err = run(["redrive", "--env", "prod", "--tier", "critical"], lambda_stub)
+        code, _, err = run(["--env", "prod", "--tier", "critical"], lambda_stub)
 
     assert code == 1
-    assert err.startswith("python -m cdk_app.ops: no function jobfleet-prod-redrive in us-east-1")
+    assert err.startswith("python -m jobfleet_tools redrive: no function jobfleet-prod-redrive in us-east-1")
     assert err.count("\n") == 1
 
 
@@ -175,25 +175,25 @@ def test_other_aws_errors_exit_1_with_one_line():
     lambda_stub.stubber.add_client_error("invoke", service_error_code="AccessDeniedException",
                                          service_message="not allowed", http_status_code=403)
     with lambda_stub.stubber:
-        code, _, err = run(["redrive", "--env", "prod", "--tier", "critical"], lambda_stub)
+        code, _, err = run(["--env", "prod", "--tier", "critical"], lambda_stub)
 
     assert code == 1
     assert "AccessDeniedException" in err and "not allowed" in err
     assert err.count("\n") == 1
 
 
-PROD_CRITICAL = ["redrive", "--env", "prod", "--tier", "critical"]
+PROD_CRITICAL = ["--env", "prod", "--tier", "critical"]
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "the following arguments are required: COMMAND"),
-        (["redrive", "--tier", "critical"], "the following arguments are required: --env"),
-        (["redrive", "--env", "prod"], "the following arguments are required: --tier"),
-        (["redrive", "--env", "prd", "--tier", "critical"],
+        ([], "the following arguments are required: --env, --tier"),
+        (["--tier", "critical"], "the following arguments are required: --env"),
+        (["--env", "prod"], "the following arguments are required: --tier"),
+        (["--env", "prd", "--tier", "critical"],
          "unknown environment 'prd' (environments: dev, prod, staging)"),
-        (["redrive", "--env", "prod", "--tier", "bulk"], "unknown tier 'bulk' in prod (tiers: "),
+        (["--env", "prod", "--tier", "bulk"], "unknown tier 'bulk' in prod (tiers: "),
         ([*PROD_CRITICAL, "--max", "0"], "argument --max: '0' is not a positive"),
         ([*PROD_CRITICAL, "--max", "ten"], "argument --max: 'ten' is not a"),
         ([*PROD_CRITICAL, "--rate", "-1"], "argument --rate: '-1' is not a"),
@@ -208,21 +208,22 @@ def test_bad_arguments_exit_2_with_one_line(argv, message):
     code, out, err = run(argv)
 
     assert (code, out) == (2, "")
-    assert err.startswith("python -m cdk_app.ops: error: ")
+    assert err.startswith("python -m jobfleet_tools redrive: error: ")
     assert message in err
     assert err.count("\n") == 1
 
 
 def test_local_mode_without_an_endpoint_is_a_usage_error(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    code, _, err = run(["redrive", "--env", "dev", "--tier", "critical", "--local"])
+    code, _, err = run(["--env", "dev", "--tier", "critical", "--local"])
     assert code == 2
-    assert err == "python -m cdk_app.ops: error: --local needs --endpoint-url or AWS_ENDPOINT_URL\n"
+    assert err == ("python -m jobfleet_tools redrive: error: --local needs --endpoint-url or "
+                   "AWS_ENDPOINT_URL\n")
 
 
 @pytest.fixture()
 def local_tier(sqs):
-    """The dev critical tier's queue and DLQ, named as the CDK app and `cdk_app.local` name them."""
+    """The dev critical tier's queue and DLQ, named as the CDK app and local mode name them."""
     name = load_environment("dev").resource_name("critical")
     target_url = sqs.create_queue(QueueName=name)["QueueUrl"]
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -253,7 +254,7 @@ def test_local_mode_runs_the_function_code_against_the_endpoint(sqs, moto_endpoi
         _dead_letter("onboarding", redrive_count=max_redrives),
     ])
 
-    code, out, err = run(["redrive", "--env", "dev", "--tier", "critical", "--endpoint-url", moto_endpoint,
+    code, out, err = run(["--env", "dev", "--tier", "critical", "--endpoint-url", moto_endpoint,
                           "--type", "onboarding"], boto3.client)
 
     assert (code, err) == (0, "")
@@ -268,9 +269,10 @@ def test_local_mode_runs_the_function_code_against_the_endpoint(sqs, moto_endpoi
 
 
 def test_local_mode_reports_missing_queues(moto_endpoint):
-    code, out, err = run(["redrive", "--env", "staging", "--tier", "batch", "--endpoint-url", moto_endpoint,
+    code, out, err = run(["--env", "staging", "--tier", "batch", "--endpoint-url", moto_endpoint,
                           "--dry-run"], boto3.client)
 
     assert (code, out) == (1, "")
-    assert err == ("python -m cdk_app.ops: queue jobfleet-staging-batch or jobfleet-staging-batch-dlq"
+    assert err == ("python -m jobfleet_tools redrive: queue jobfleet-staging-batch or "
+                   "jobfleet-staging-batch-dlq"
                    f" does not exist at {moto_endpoint}\n")

@@ -1,6 +1,6 @@
 """Run the worker image the way ECS and AWS Batch will run it (CI's image job; needs Docker).
 
-    python -m cdk_app.image_smoke --image IMAGE [--assembly cdk.out] [--env dev]
+    python -m jobfleet_tools image-smoke --image IMAGE [--assembly cdk.out] [--env dev]
 
 Every setting that decides whether a container can start comes from the synthesized templates,
 not from this file: the user, the read-only root filesystem, the mount points (each gets a fresh,
@@ -106,7 +106,7 @@ def local_environment(spec: ContainerSpec, local: dict[str, str]) -> dict[str, s
             env[name] = local[name]
         else:
             raise SmokeError(f"{spec.name}: no local value for the deploy-time variable {name}; "
-                             "add it to cdk_app/image_smoke.py")
+                             "add it to jobfleet_tools/image_smoke.py")
     return env
 
 
@@ -176,7 +176,7 @@ def smoke(image: str, assembly: Path, env_name: str) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from cdk_app.local import free_port
+    from jobfleet_tools.local.processes import free_port
 
     templates = _templates(assembly, env_name)
     port = free_port()
@@ -278,7 +278,7 @@ def _smoke_run_one(template, image, local, aws, prefix) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdk_app.image_smoke")
+    parser = argparse.ArgumentParser(prog="python -m jobfleet_tools image-smoke")
     parser.add_argument("--image", required=True, help="the built worker image")
     parser.add_argument("--assembly", type=Path, default=Path("cdk.out"))
     parser.add_argument("--env", default="dev")

@@ -1,13 +1,14 @@
 """Operator commands for a deployed (or local) JobFleet environment.
 
-    python -m cdk_app.ops redrive --env prod --tier critical [--dry-run] [--type T] [--error-type E]
+    python -m jobfleet_tools redrive --env prod --tier critical [--dry-run] [--type T] [--error-type E]
         [--older-than 2h] [--newer-than 1d] [--max N] [--rate R] [--mode auto|native|selective]
         [--status] [--function-name NAME] [--region R] [--local | --endpoint-url URL]
 
 Deployed: invokes the environment's redrive function (`<app>-<env>-redrive`, or --function-name)
-and prints its result as a table. Local (--local / --endpoint-url, e.g. against `cdk_app.local`'s
-moto): there is no Lambda service, so the function's own code runs in this process against that
-endpoint, with the queue URLs looked up by their names (`<app>-<env>-<tier>`, `...-dlq`).
+and prints its result as a table. Local (--local / --endpoint-url, e.g. against the moto of
+`python -m jobfleet_tools local`): there is no Lambda service, so the function's own code runs in
+this process against that endpoint, with the queue URLs looked up by their names
+(`<app>-<env>-<tier>`, `...-dlq`).
 Exit status: 0 done, 1 the redrive or AWS failed, 2 bad arguments.
 """
 
@@ -20,16 +21,14 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.config import ConfigError, EnvironmentConfig, known_environments, load_environment
+from jobfleet_config.config import ConfigError, EnvironmentConfig, known_environments, load_environment
 
-LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 DEFAULT_LOCAL_REGION = "us-east-1"
 # Rows of the result table, in this order; anything else the function returns follows.
 RESULT_ORDER = ("mode", "dryRun", "examined", "matched", "moved", "kept", "failed", "quarantined",
@@ -77,10 +76,8 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m cdk_app.ops", description="JobFleet operator commands.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    redrive = commands.add_parser("redrive", help="send dead-lettered jobs of one tier back to its queue",
-                                  description="Redrive one tier's DLQ through the redrive function.")
+    redrive = _Parser(prog="python -m jobfleet_tools redrive",
+                      description="Redrive one tier's DLQ through the redrive function.")
     redrive.add_argument("--env", required=True, help="environment name (cdk_app/environments/<env>.toml)")
     redrive.add_argument("--tier", required=True, help="tier whose DLQ is redriven")
     redrive.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
@@ -103,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run against the local endpoint in AWS_ENDPOINT_URL (no Lambda service)")
     redrive.add_argument("--endpoint-url", help="run against this local endpoint (implies --local)")
     redrive.add_argument("--status-table", help="local mode: job status table to mark redriven jobs queued")
-    return parser
+    return redrive
 
 
 def redrive_event(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,12 +168,11 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
         raise UsageError("--local needs --endpoint-url or AWS_ENDPOINT_URL")
-    # `lambda` is not an importable package name: the function's code is on the path as Lambda has it.
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
+    # Imported here: only the local path runs the function's code in this process.
     from redrive.request import QueuePair
     from redrive.service import run_redrive
-    from redrive.status import JobStatusTable
+
+    from jobfleet_contract.status import JobStatusStore
 
     region = args.region or config.app.region or os.environ.get("AWS_REGION") or DEFAULT_LOCAL_REGION
     sqs = client_factory("sqs", endpoint_url=endpoint, region_name=region)
@@ -186,14 +182,14 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
                            target_url=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
     except sqs.exceptions.QueueDoesNotExist:
         raise OperationError(f"queue {queue_name} or {queue_name}-dlq does not exist at {endpoint}") from None
-    status_table = None
+    status_store = None
     if args.status_table:
-        dynamodb = client_factory("dynamodb", endpoint_url=endpoint, region_name=region)
-        status_table = JobStatusTable(dynamodb, args.status_table)
+        dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region)
+        status_store = JobStatusStore(dynamodb.Table(args.status_table), ttl_days=config.status.ttl_days)
     return run_redrive(event, sqs=sqs, tier_queues={args.tier: queues},
                        max_redrives=config.redrive.max_redrives,
                        remaining_millis=_Deadline(config.redrive.timeout_seconds).remaining_millis,
-                       status_table=status_table)
+                       status_store=status_store)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -271,6 +267,3 @@ def main(argv: Sequence[str] | None = None, client_factory: ClientFactory = boto
         print(f"{parser.prog}: {error}", file=err)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

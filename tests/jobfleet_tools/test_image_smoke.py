@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cdk_app.image_smoke import (
+from jobfleet_tools.image_smoke import (
     SmokeError,
     _templates,
     batch_command,

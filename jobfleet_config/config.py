@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
+# The TOML files stay beside the CDK entry point; this package only reads them.
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "cdk_app" / "environments"
 DEFAULTS_FILE = "defaults.toml"
 
 # CloudWatch Logs accepts only these retention periods (days).

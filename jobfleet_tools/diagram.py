@@ -1,6 +1,6 @@
 """Architecture diagram generated from a synthesized environment (Graphviz DOT, rendered to PNG).
 
-    python -m cdk_app.diagram cdk.out prod docs/architecture   # writes .dot (and .png with `dot`)
+    python -m jobfleet_tools diagram cdk.out prod docs/architecture   # writes .dot (and .png with `dot`)
 
 One cluster per stack; one node per resource that matters to an operator; an edge wherever a
 resource's properties reference another one, directly, through its IAM policies (who may use what)
@@ -147,6 +147,9 @@ def build_dot(assembly_dir: Path, environment: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: python -m jobfleet_tools diagram CDK_OUT ENVIRONMENT TARGET", file=sys.stderr)
+        return 2
     outdir, environment, target = Path(argv[0]), argv[1], Path(argv[2])
     manifest = json.loads((outdir / "manifest.json").read_text())
     (stage,) = [a for a in manifest["artifacts"].values() if a["type"] == "cdk:cloud-assembly"
@@ -159,7 +162,3 @@ def main(argv: list[str]) -> int:
     else:
         print("graphviz `dot` not found: wrote only the .dot file", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import (
+from jobfleet_config.config import (
     ENVIRONMENTS_DIR,
     ConfigError,
     describe_fields,

@@ -1,0 +1,1 @@
+"""Per-environment configuration (schema + TOML loader); no aws-cdk-lib, so every layer may import it."""

@@ -1,0 +1,160 @@
+"""The `jobfleet.*` SQS message attributes: their names, how the worker encodes the dead-letter reason,
+and how a dead-lettered message (a boto3 ReceiveMessage dict) is read back by the redrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from jobfleet_contract.envelope import RECORD_ENVELOPE, RECORD_FAILURE, batch_failure_record, envelope_fields
+
+PREFIX = "jobfleet."
+# The dead-letter reason, written by the worker (and local mode's batch poller) on the DLQ copy.
+ERROR_TYPE = "jobfleet.errorType"
+ERROR_MESSAGE = "jobfleet.errorMessage"
+ATTEMPT = "jobfleet.attempt"
+WORKER_ID = "jobfleet.workerId"
+FAILED_AT = "jobfleet.failedAt"
+JOB_TYPE = "jobfleet.jobType"
+# Bookkeeping of one pass through the source queue (breaker deferrals re-send the job as a new
+# message); dropped when dead-lettering so that a redriven job starts with a fresh attempt budget.
+PRIOR_ATTEMPTS = "jobfleet.priorAttempts"
+DEFERRALS = "jobfleet.deferrals"
+# Maintained by the redrive: how many times the message has been sent back to its queue.
+REDRIVE_COUNT = "jobfleet.redriveCount"
+
+SQS_MAX_MESSAGE_ATTRIBUTES = 10
+ERROR_MESSAGE_LIMIT = 1000
+
+Message = Mapping[str, Any]
+
+
+def string_value(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def number_value(value: int) -> dict[str, str]:
+    return {"DataType": "Number", "StringValue": str(value)}
+
+
+# --- encoding (worker side) ----------------------------------------------------------------------------
+
+
+def dead_letter_attributes(
+    original: Mapping[str, dict],
+    *,
+    error_type: str,
+    error_message: str,
+    attempt: int,
+    worker_id: str,
+    failed_at: str,
+    job_type: str,
+) -> tuple[dict[str, dict], list[str]]:
+    """Attributes for the DLQ copy: the reason (jobfleet.*) plus every original attribute SQS has room for.
+
+    Returns (attributes, names dropped). SQS allows 10 attributes; the reason always wins, then other
+    jobfleet.* attributes (e.g. jobfleet.redriveCount kept by the redrive), then the producer's.
+    """
+    if len(error_message) > ERROR_MESSAGE_LIMIT:
+        error_message = error_message[: ERROR_MESSAGE_LIMIT - 3] + "..."
+    reason = {
+        ERROR_TYPE: error_type,
+        ERROR_MESSAGE: error_message or "(no message)",
+        ATTEMPT: str(attempt),
+        WORKER_ID: worker_id,
+        FAILED_AT: failed_at,
+        JOB_TYPE: job_type,
+    }
+    attributes = {name: string_value(value) for name, value in reason.items()}
+    kept = [name for name in original if name not in attributes and name not in (PRIOR_ATTEMPTS, DEFERRALS)]
+    kept.sort(key=lambda name: not name.startswith(PREFIX))
+    room = SQS_MAX_MESSAGE_ATTRIBUTES - len(attributes)
+    for name in kept[:room]:
+        attributes[name] = original[name]
+    return attributes, kept[room:]
+
+
+# --- decoding (redrive side) ---------------------------------------------------------------------------
+
+
+def string_attribute(message: Message, name: str) -> str | None:
+    attribute = message.get("MessageAttributes", {}).get(name)
+    return None if attribute is None else attribute.get("StringValue")
+
+
+def body_for_copy(message: Message) -> str:
+    """What goes back to the tier queue: the original envelope, unwrapped from a batch failure record."""
+    record = batch_failure_record(message.get("Body", ""))
+    return record[RECORD_ENVELOPE] if record is not None else message["Body"]
+
+
+def job_type(message: Message) -> str | None:
+    # Messages dead-lettered by SQS's redrive policy (worker killed mid-job) carry no worker attributes.
+    attribute = string_attribute(message, JOB_TYPE)
+    if attribute is not None:
+        return attribute
+    body_type = envelope_fields(message.get("Body", "")).get("type")
+    return body_type if isinstance(body_type, str) else None
+
+
+def job_id(message: Message) -> str | None:
+    value = envelope_fields(message.get("Body", "")).get("jobId")
+    return value if isinstance(value, str) and value else None
+
+
+def error_type(message: Message) -> str | None:
+    attribute = string_attribute(message, ERROR_TYPE)
+    if attribute is not None:
+        return attribute
+    record = batch_failure_record(message.get("Body", ""))
+    value = record[RECORD_FAILURE].get("errorType") if record is not None else None
+    return value if isinstance(value, str) else None
+
+
+def failed_at(message: Message) -> datetime | None:
+    """When the job failed: the worker's jobfleet.failedAt, else the time SQS received the message."""
+    stamp = string_attribute(message, FAILED_AT)
+    if stamp is None:
+        # Only then parse the body: a time filter calls this for every message the mover examines.
+        record = batch_failure_record(message.get("Body", ""))
+        if record is not None and isinstance(record[RECORD_FAILURE].get("failedAt"), str):
+            stamp = record[RECORD_FAILURE]["failedAt"]
+    if stamp is not None:
+        try:
+            parsed = datetime.fromisoformat(stamp)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    sent_millis = message.get("Attributes", {}).get("SentTimestamp")
+    if sent_millis is None:
+        return None
+    return datetime.fromtimestamp(int(sent_millis) / 1000, tz=UTC)
+
+
+def redrive_count(message: Message) -> int:
+    """Times already redriven; an unreadable value counts as 0 rather than blocking the message."""
+    value = string_attribute(message, REDRIVE_COUNT)
+    if value is None:
+        return 0
+    try:
+        return max(int(Decimal(value)), 0)
+    except (InvalidOperation, ValueError):
+        return 0
+
+
+def attributes_for_copy(message: Message) -> dict[str, dict[str, Any]]:
+    """The message's attributes for its redriven copy: all preserved, redrive count incremented.
+
+    Received attributes carry reserved empty list fields that SendMessage rejects, so only the
+    data type and the value are copied.
+    """
+    copied: dict[str, dict[str, Any]] = {}
+    for name, attribute in message.get("MessageAttributes", {}).items():
+        value_field = "BinaryValue" if "BinaryValue" in attribute else "StringValue"
+        copied[name] = {"DataType": attribute["DataType"], value_field: attribute[value_field]}
+    copied[REDRIVE_COUNT] = number_value(redrive_count(message) + 1)
+    return copied

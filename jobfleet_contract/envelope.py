@@ -1,0 +1,97 @@
+"""The JSON envelope every producer sends: {"jobId", "type", "payload", "submittedAt"}, and the batch
+failure record the Batch tier's failure rule wraps it in on the way to the DLQ:
+{"envelope": <original body as a string>, "failure": {"errorType", "reason", "failedAt", ...}}
+(EventBridge cannot set message attributes, so the reason travels in the body).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobfleet_contract.errors import InvalidEnvelope
+
+# Fields of the batch failure record (stacks/constructs/batch_failure_route.py writes them).
+RECORD_ENVELOPE = "envelope"
+RECORD_FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    job_id: str
+    job_type: str
+    payload: dict[str, Any]
+    submitted_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "jobId": self.job_id,
+                "type": self.job_type,
+                "payload": self.payload,
+                "submittedAt": self.submitted_at,
+            }
+        )
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _as_record(data: Any) -> dict[str, Any] | None:
+    if (isinstance(data, dict) and isinstance(data.get(RECORD_ENVELOPE), str)
+            and isinstance(data.get(RECORD_FAILURE), dict)):
+        return data
+    return None
+
+
+def batch_failure_record(body: Any) -> dict[str, Any] | None:
+    """The batch failure record a body holds, else None."""
+    return _as_record(_json_object(body))
+
+
+def original_body(body: str) -> str:
+    """The producer's body: unwrapped from a batch failure record, else the body itself."""
+    record = batch_failure_record(body)
+    return record[RECORD_ENVELOPE] if record is not None else body
+
+
+def envelope_fields(body: Any) -> dict[str, Any]:
+    """The (unwrapped) envelope as a JSON object, unvalidated; {} when it is not one (malformed jobs
+    reach DLQs too, and their readers must not fail on them)."""
+    data = _json_object(body)
+    record = _as_record(data)
+    return _json_object(record[RECORD_ENVELOPE]) if record is not None else data
+
+
+def parse_envelope(body: str) -> Envelope:
+    """Validate a message body; any defect is permanent, so it raises InvalidEnvelope naming the field.
+
+    A batch failure record moved back as-is (e.g. by SQS's native move task) runs the original job.
+    """
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEnvelope(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEnvelope(f"body must be a JSON object, got {type(data).__name__}")
+    record = _as_record(data)
+    if record is not None:
+        return parse_envelope(record[RECORD_ENVELOPE])
+    for field in ("jobId", "type"):
+        if not isinstance(data.get(field), str) or not data[field]:
+            raise InvalidEnvelope(f"{field} must be a non-empty string")
+    if not isinstance(data.get("payload"), dict):
+        raise InvalidEnvelope("payload must be a JSON object")
+    submitted_at = data.get("submittedAt")
+    try:
+        datetime.fromisoformat(submitted_at)
+    except (TypeError, ValueError):
+        raise InvalidEnvelope(f"submittedAt must be an ISO-8601 timestamp, got {submitted_at!r}") from None
+    return Envelope(data["jobId"], data["type"], data["payload"], submitted_at)

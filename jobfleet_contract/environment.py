@@ -1,0 +1,190 @@
+"""Container environment: every variable name, the parsers the runtimes read them with, and one
+function per runtime that builds a container's environment. The stacks and local mode both call the
+builders, so what a deployed container gets and what a local process gets cannot drift apart.
+
+Builders take plain values; the stacks pass CloudFormation tokens as strings and their own
+`to_json` (`Stack.to_json_string`, which resolves tokens inside JSON at deploy time).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# --- names -------------------------------------------------------------------------------------------
+# Worker service (python -m worker run)
+TIER = "TIER"
+QUEUE_URL = "QUEUE_URL"
+DLQ_URL = "DLQ_URL"
+MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
+WORKER_CONCURRENCY = "WORKER_CONCURRENCY"
+WORKER_HANDLERS = "WORKER_HANDLERS"
+JOB_MAX_SECONDS = "JOB_MAX_SECONDS"
+JOB_TIMEOUTS = "JOB_TIMEOUTS"
+WORKER_STOP_TIMEOUT_SECONDS = "WORKER_STOP_TIMEOUT_SECONDS"
+HEALTH_FILE = "HEALTH_FILE"
+WORKER_ID = "WORKER_ID"
+WORKER_POLL_WAIT_SECONDS = "WORKER_POLL_WAIT_SECONDS"
+WORKER_BACKOFF_BASE_SECONDS = "WORKER_BACKOFF_BASE_SECONDS"
+WORKER_BACKOFF_MAX_SECONDS = "WORKER_BACKOFF_MAX_SECONDS"
+# Status table (worker, run-one, API, redrive)
+STATUS_TABLE = "STATUS_TABLE"
+STATUS_TTL_DAYS = "STATUS_TTL_DAYS"
+# Job API (python -m worker api)
+TIER_QUEUES = "TIER_QUEUES"
+JOB_TYPES = "JOB_TYPES"
+MAX_PAYLOAD_BYTES = "MAX_PAYLOAD_BYTES"
+TIER_MAX_PAYLOAD_BYTES = "TIER_MAX_PAYLOAD_BYTES"
+PORT = "PORT"
+API_HOST = "API_HOST"
+# Batch job (python -m worker run-one); AWS Batch itself sets the AWS_BATCH_* ones.
+JOB_ENVELOPE = "JOB_ENVELOPE"
+AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
+AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
+# Redrive function (TIER_QUEUES there maps tier -> {"queueUrl", "dlqUrl"})
+MAX_REDRIVES = "MAX_REDRIVES"
+POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# Read by a library the runtime uses, not by its own parser.
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+READ_BY_LIBRARIES = frozenset({AWS_DEFAULT_REGION, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL})
+
+# ECS stopTimeout seconds kept back from the worker's own drain budget, so that it has released
+# unstarted messages and exited before ECS sends SIGKILL.
+STOP_MARGIN_SECONDS = 5
+
+
+class ConfigError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float | None,
+    *,
+    minimum: float,
+    maximum: float,
+    integer: bool = False,
+) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a{'n integer' if integer else ' number'}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw} is outside the allowed range [{minimum}, {maximum}]")
+    return value
+
+
+def env_json_object(env: Mapping[str, str], name: str, *, required: bool = True) -> dict[str, Any]:
+    """A JSON object variable; {} when optional and unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        if required:
+            raise ConfigError(f"required environment variable not set: {name}")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return data
+
+
+def parse_job_timeouts(env: Mapping[str, str]) -> dict[str, float]:
+    data = env_json_object(env, JOB_TIMEOUTS, required=False)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 43200
+               for v in data.values()):
+        raise ConfigError(f"{JOB_TIMEOUTS} must be a JSON object of job type -> seconds in (0, 43200]")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def parse_handlers(env: Mapping[str, str], default: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in (env.get(WORKER_HANDLERS) or default).split(",") if m.strip())
+
+
+def status_table_settings(env: Mapping[str, str], default_ttl_days: float) -> tuple[str | None, float]:
+    """(STATUS_TABLE or None when tracking is off, STATUS_TTL_DAYS)."""
+    ttl_days = env_number(env, STATUS_TTL_DAYS, default_ttl_days, minimum=1, maximum=3650)
+    return env.get(STATUS_TABLE) or None, ttl_days
+
+
+def parse_max_redrives(env: Mapping[str, str]) -> int | None:
+    """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
+    return env_number(env, MAX_REDRIVES, None, minimum=1, maximum=10**6, integer=True)
+
+
+# --- one builder per runtime ---------------------------------------------------------------------------
+
+
+def worker_environment(*, tier: str, queue_url: str, dlq_url: str, max_receive_count: int,
+                       concurrency: int, handlers: str, max_job_seconds: int, stop_timeout_seconds: int,
+                       status_table: str, status_ttl_days: int, health_file: str) -> dict[str, str]:
+    """A worker service container (`python -m worker run`); ``stop_timeout_seconds`` is ECS's."""
+    return {
+        TIER: tier,
+        QUEUE_URL: queue_url,
+        DLQ_URL: dlq_url,
+        MAX_RECEIVE_COUNT: str(max_receive_count),
+        WORKER_CONCURRENCY: str(concurrency),
+        WORKER_HANDLERS: handlers,
+        JOB_MAX_SECONDS: str(max_job_seconds),
+        WORKER_STOP_TIMEOUT_SECONDS: str(worker_drain_seconds(stop_timeout_seconds)),
+        STATUS_TABLE: status_table,
+        STATUS_TTL_DAYS: str(status_ttl_days),
+        HEALTH_FILE: health_file,
+    }
+
+
+def worker_drain_seconds(stop_timeout_seconds: int) -> int:
+    return max(1, stop_timeout_seconds - STOP_MARGIN_SECONDS)
+
+
+def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
+                    status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
+                    port: int, to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
+    """The job API container (`python -m worker api`)."""
+    return {
+        TIER_QUEUES: to_json(dict(tier_queue_urls)),
+        JOB_TYPES: to_json(dict(job_types)),
+        STATUS_TABLE: status_table,
+        STATUS_TTL_DAYS: str(status_ttl_days),
+        MAX_PAYLOAD_BYTES: str(max_payload_bytes),
+        TIER_MAX_PAYLOAD_BYTES: to_json(dict(tier_max_payload_bytes)),
+        PORT: str(port),
+    }
+
+
+def batch_job_environment(*, tier: str, status_table: str, status_ttl_days: int, max_job_seconds: int,
+                          region: str) -> dict[str, str]:
+    """A Batch job container (`python -m worker run-one`). The region is named because containers
+    cannot reach instance metadata (IMDSv2, hop limit 1)."""
+    return {
+        TIER: tier,
+        STATUS_TABLE: status_table,
+        STATUS_TTL_DAYS: str(status_ttl_days),
+        JOB_MAX_SECONDS: str(max_job_seconds),
+        AWS_DEFAULT_REGION: region,
+    }
+
+
+def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_redrives: int,
+                        status_table: str, status_ttl_days: int, service_name: str,
+                        to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
+    """The redrive function; ``tier_queues`` maps tier -> {"queueUrl", "dlqUrl"}."""
+    return {
+        TIER_QUEUES: to_json({name: dict(urls) for name, urls in tier_queues.items()}),
+        MAX_REDRIVES: str(max_redrives),
+        STATUS_TABLE: status_table,
+        STATUS_TTL_DAYS: str(status_ttl_days),
+        POWERTOOLS_SERVICE_NAME: service_name,
+        POWERTOOLS_LOG_LEVEL: "INFO",
+    }

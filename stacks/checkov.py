@@ -11,21 +11,16 @@ from aws_cdk import CfnResource, Stack
 from constructs import IConstruct
 
 from stacks.guard import suppress
-
-MIN_REASON_CHARS = 40
+from stacks.reasons import cfn_resource, specific_reason
 
 
 def skip_check(scope: IConstruct, check_id: str, reason: str) -> None:
     """Skip checkov `check_id` on `scope` (a CfnResource, or an L2 whose default child is one)."""
-    if len(reason.strip()) < MIN_REASON_CHARS:
-        raise ValueError(f"checkov skip of {check_id} on {scope.node.path} needs a specific reason "
-                         f"of at least {MIN_REASON_CHARS} characters, got {reason!r}")
-    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
-    if not isinstance(resource, CfnResource):
-        raise TypeError(f"{scope.node.path} has no CloudFormation resource to carry a checkov skip")
+    reason = specific_reason(f"checkov skip of {check_id}", scope, reason)
+    resource = cfn_resource(scope, "a checkov skip")
     existing = resource.get_metadata("checkov") or {"skip": []}
     skips = [s for s in existing["skip"] if s["id"] != check_id]
-    skips.append({"id": check_id, "comment": reason.strip()})
+    skips.append({"id": check_id, "comment": reason})
     resource.add_metadata("checkov", {"skip": skips})
 
 

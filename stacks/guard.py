@@ -9,21 +9,16 @@ on an acknowledgment without a specific reason, and on one that no longer matche
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource
 from constructs import IConstruct
 
-MIN_REASON_CHARS = 40
+from stacks.reasons import cfn_resource, specific_reason
 
 
 def suppress(scope: IConstruct, control: str, reason: str) -> None:
     """Acknowledge Control Tower `control` on `scope` (a CfnResource or an L2 wrapping one)."""
-    if len(reason.strip()) < MIN_REASON_CHARS:
-        raise ValueError(f"cfn-guard acknowledgment of {control} on {scope.node.path} needs a "
-                         f"specific reason of at least {MIN_REASON_CHARS} characters, got {reason!r}")
-    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
-    if not isinstance(resource, CfnResource):
-        raise TypeError(f"{scope.node.path} has no CloudFormation resource to carry a guard suppression")
+    reason = specific_reason(f"cfn-guard acknowledgment of {control}", scope, reason)
+    resource = cfn_resource(scope, "a guard suppression")
     guard = resource.get_metadata("guard") or {"SuppressedRules": [], "Reasons": {}}
     rules = [r for r in guard["SuppressedRules"] if r != control] + [control]
     resource.add_metadata("guard", {"SuppressedRules": rules,
-                                    "Reasons": {**guard["Reasons"], control: reason.strip()}})
+                                    "Reasons": {**guard["Reasons"], control: reason}})

@@ -14,18 +14,16 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import IConstruct
 
-MIN_REASON_CHARS = 40
+from stacks.reasons import specific_reason
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge AwsSolutions `rule` (e.g. "IAM5") on `scope` and everything under it."""
-    if len(reason.strip()) < MIN_REASON_CHARS:
-        raise ValueError(f"cdk-nag acknowledgment of {rule} on {scope.node.path} needs a specific "
-                         f"reason of at least {MIN_REASON_CHARS} characters, got {reason!r}")
+    reason = specific_reason(f"cdk-nag acknowledgment of {rule}", scope, reason)
     rule_id = rule if rule.startswith("AwsSolutions-") else f"AwsSolutions-{rule}"
     # cdk-nag 3 reports findings as "<pack>::<rule>"; that is the id an acknowledgment must use.
     cdk.Validations.of(scope).acknowledge(
-        cdk.Acknowledgment(id=f"AwsSolutions::{rule_id}", reason=reason.strip()))
+        cdk.Acknowledgment(id=f"AwsSolutions::{rule_id}", reason=reason))
 
 
 # The packs run in report mode (tests only), by the prefix of their rule ids.
@@ -38,8 +36,6 @@ def acknowledge_report(scope: IConstruct, rule: str, reason: str) -> None:
     Report packs are run with `NagPack.validate_scope`, which matches an acknowledgment by the
     bare rule id (`<pack>-<rule>`), without the `<pack>::` prefix the synth-time plugin uses.
     """
-    if len(reason.strip()) < MIN_REASON_CHARS:
-        raise ValueError(f"cdk-nag acknowledgment of {rule} on {scope.node.path} needs a specific "
-                         f"reason of at least {MIN_REASON_CHARS} characters, got {reason!r}")
+    reason = specific_reason(f"cdk-nag acknowledgment of {rule}", scope, reason)
     cdk.Validations.of(scope).acknowledge(*(
-        cdk.Acknowledgment(id=f"{pack}-{rule}", reason=reason.strip()) for pack in REPORT_PACKS))
+        cdk.Acknowledgment(id=f"{pack}-{rule}", reason=reason) for pack in REPORT_PACKS))

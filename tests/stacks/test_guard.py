@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from stacks.guard import MIN_REASON_CHARS
+from stacks.reasons import MIN_REASON_CHARS
 
 _CONTROL = re.compile(r"\[(CT\.[A-Z0-9]+\.PR\.\d+)\]")
+# The first test pays for the session synth and for cfn-guard over ~15 templates (minutes on a
+# shared 2-core machine).
+pytestmark = pytest.mark.timeout(900)
 
 
 def _bundle(destination: Path) -> tuple[Path, Path]:

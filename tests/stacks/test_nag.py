@@ -7,7 +7,8 @@ import pytest
 from aws_cdk import aws_sqs as sqs
 
 from cdk_app.app import add_environments, feature_flags, select_environments
-from stacks.nag import MIN_REASON_CHARS, REPORT_PACKS, acknowledge
+from stacks.nag import REPORT_PACKS, acknowledge
+from stacks.reasons import MIN_REASON_CHARS
 
 GENERIC_REASONS = ("todo", "n/a", "na", "ok", "fine", "ignore", "suppressed", "not needed")
 

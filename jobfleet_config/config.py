@@ -121,6 +121,9 @@ class NetworkConfig:
                                              "(below 365: waive CT.CLOUDWATCH.PR.2).")
     vpc_id: str = _spec("str", default="", pattern=r"^vpc-[0-9a-f]{8,17}$|^$",
                         doc="Import this existing VPC instead of creating one (needs account and region).")
+    vpc_endpoints: bool = _spec("bool", default=False,
+                                doc="Private endpoints for SQS, ECR, CloudWatch Logs (interface) and S3, "
+                                    "DynamoDB (gateway): AWS API traffic bypasses the NAT gateways.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +160,10 @@ class ApiConfig:
                                         doc="Days ALB access logs are kept.")
     max_payload_bytes: int = _spec("int", default=65536, minimum=1024, maximum=200_000,
                                    doc="Largest job payload the API accepts (SQS and Batch limits).")
+    wake_from_zero: bool = _spec("bool", default=True,
+                                 doc="A job for a tier at zero tasks makes the API start its first task.")
+    wake_interval_seconds: int = _spec("int", default=10, minimum=1, maximum=300,
+                                       doc="Seconds between two wake-up checks of one tier per API task.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +290,28 @@ class GuardConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CapacityConfig:
+    """Assumptions of the capacity simulator and cost estimate (jobfleet_tools.capacity); not deployed."""
+
+    task_start_seconds: float = _spec("float", default=60, minimum=1, maximum=900,
+                                      doc="Fargate task start: placement, image pull, container start.")
+    metric_lag_seconds: int = _spec("int", default=60, minimum=0, maximum=600,
+                                    doc="Delay before a minute's CloudWatch data point reaches the alarms.")
+    idle_queue_metric_delay_seconds: int = _spec("int", default=300, minimum=0, maximum=1800,
+                                                 doc="Extra metric delay after a queue idle for 6 hours.")
+    job_duration_cv: float = _spec("float", default=0.5, minimum=0, maximum=4,
+                                   doc="Spread of job durations (coefficient of variation, lognormal).")
+    spot_interruptions_per_hour: float = _spec("float", default=0.05, minimum=0, maximum=10,
+                                               doc="Spot reclaims per running batch job and hour.")
+    batch_start_seconds: float = _spec("float", default=180, minimum=0, maximum=3600,
+                                       doc="Batch job start on a new Spot instance (launch, pull, start).")
+    aws_api_gb_per_month: float = _spec("float", default=50, minimum=0, maximum=1_000_000,
+                                        doc="Traffic to AWS APIs (ECR pulls, logs, SQS, S3) per month.")
+    log_gb_per_month: float = _spec("float", default=5, minimum=0, maximum=1_000_000,
+                                    doc="CloudWatch Logs ingested per month (all log groups).")
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     app: AppConfig
@@ -296,6 +325,7 @@ class EnvironmentConfig:
     redrive: RedriveConfig
     status: StatusConfig
     guard: GuardConfig
+    capacity: CapacityConfig
 
     @property
     def service_tiers(self) -> tuple[TierConfig, ...]:
@@ -326,6 +356,7 @@ _SECTIONS: dict[str, type] = {
     "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
     "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
     "guard": GuardConfig,
+    "capacity": CapacityConfig,
 }
 _TOP_LEVEL = (*_SECTIONS, "tiers", "job_types")
 _JOB_TYPE = r"^[a-z][a-z0-9_.-]{0,63}$"
@@ -544,6 +575,10 @@ def _check_consistency(config: EnvironmentConfig, where) -> None:
     if net.vpc_id and not (app.account and app.region):
         raise ConfigError(where("network.vpc_id"), "network.vpc_id", net.vpc_id,
                           "importing a VPC needs app.account and app.region (the lookup needs an account)")
+    if net.vpc_id and net.vpc_endpoints:
+        raise ConfigError(where("network.vpc_endpoints"), "network.vpc_endpoints", net.vpc_endpoints,
+                          "false with network.vpc_id: endpoints are added only to a VPC JobFleet creates "
+                          "(an imported VPC may already have them, and private DNS names would clash)")
     if net.nat_gateways > net.max_azs:
         raise ConfigError(where("network.nat_gateways"), "network.nat_gateways", net.nat_gateways,
                           f"from 1 to network.max_azs ({net.max_azs})")

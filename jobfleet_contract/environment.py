@@ -38,6 +38,9 @@ MAX_PAYLOAD_BYTES = "MAX_PAYLOAD_BYTES"
 TIER_MAX_PAYLOAD_BYTES = "TIER_MAX_PAYLOAD_BYTES"
 PORT = "PORT"
 API_HOST = "API_HOST"
+# JSON {tier: {"cluster": name, "service": name}}: the tiers the API wakes from zero tasks
+WAKE_SERVICES = "WAKE_SERVICES"
+WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
 # Batch job (python -m worker run-one); AWS Batch itself sets the AWS_BATCH_* ones.
 JOB_ENVELOPE = "JOB_ENVELOPE"
 AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
@@ -117,6 +120,19 @@ def status_table_settings(env: Mapping[str, str], default_ttl_days: float) -> tu
     return env.get(STATUS_TABLE) or None, ttl_days
 
 
+def parse_wake_services(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """WAKE_SERVICES -> {tier: (cluster, service)}; {} when unset (no tier to wake)."""
+    services = {}
+    for tier, target in env_json_object(env, WAKE_SERVICES, required=False).items():
+        cluster = target.get("cluster") if isinstance(target, dict) else None
+        service = target.get("service") if isinstance(target, dict) else None
+        if not (isinstance(cluster, str) and cluster and isinstance(service, str) and service):
+            raise ConfigError(f"{WAKE_SERVICES}[{tier!r}] = {target!r}: expected "
+                              '{"cluster": "<cluster name>", "service": "<service name>"}')
+        services[tier] = (cluster, service)
+    return services
+
+
 def parse_max_redrives(env: Mapping[str, str]) -> int | None:
     """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
     return env_number(env, MAX_REDRIVES, None, minimum=1, maximum=10**6, integer=True)
@@ -150,8 +166,14 @@ def worker_drain_seconds(stop_timeout_seconds: int) -> int:
 
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
-                    port: int, to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
-    """The job API container (`python -m worker api`)."""
+                    port: int, wake_services: Mapping[str, tuple[str, str]] | None = None,
+                    wake_interval_seconds: int = 10,
+                    to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
+    """The job API container (`python -m worker api`); ``wake_services`` maps the tiers that scale
+    to zero to their (cluster name, service name): the API starts their first task."""
+    wake = {WAKE_SERVICES: to_json({tier: {"cluster": cluster, "service": service}
+                                    for tier, (cluster, service) in wake_services.items()}),
+            WAKE_INTERVAL_SECONDS: str(wake_interval_seconds)} if wake_services else {}
     return {
         TIER_QUEUES: to_json(dict(tier_queue_urls)),
         JOB_TYPES: to_json(dict(job_types)),
@@ -160,6 +182,7 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
         MAX_PAYLOAD_BYTES: str(max_payload_bytes),
         TIER_MAX_PAYLOAD_BYTES: to_json(dict(tier_max_payload_bytes)),
         PORT: str(port),
+        **wake,
     }
 
 

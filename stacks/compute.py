@@ -56,8 +56,12 @@ class ComputeStack(cdk.Stack):
         self.access_log_bucket = entry.access_log_bucket
         api_image = (ecs.ContainerImage.from_registry(config.api.image) if config.api.image
                      else worker_image)
+        # Tiers that scale to zero: the API starts their first task when a job arrives.
+        wake_services = ({tier.name: self.worker_services[tier.name] for tier in config.service_tiers
+                          if tier.min_tasks == 0} if config.api.wake_from_zero else {})
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
-                         image=api_image, tier_queues=tier_queues, status_table=status_table)
+                         image=api_image, tier_queues=tier_queues, status_table=status_table,
+                         wake_services=wake_services)
         api.service.node.add_dependency(job_cluster.capacity_providers)
         self.api_service = api.service
         self.api_target_group = api.target_group

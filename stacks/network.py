@@ -1,4 +1,5 @@
-"""Network: a VPC with public subnets (ALB, NAT) and private subnets with egress (everything else)."""
+"""Network: a VPC with public subnets (ALB, NAT) and private subnets with egress (everything else),
+plus, with `network.vpc_endpoints`, private endpoints for the AWS APIs the tasks use."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
+from stacks.constructs.vpc_endpoints import VpcEndpoints
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge_report
 
@@ -43,3 +45,5 @@ class NetworkStack(cdk.Stack):
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.ALL)
         self.vpc = vpc
+        self.endpoints = (VpcEndpoints(self, "Endpoints", vpc=vpc, cidr=net.cidr)
+                          if net.vpc_endpoints else None)

@@ -7,6 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
@@ -30,13 +31,16 @@ class ApiService(Construct):
     """Fargate service in private subnets, no public IP, registered with the ALB listener.
 
     Its task role may send to the tier queues (and read their attributes) and nothing else on
-    them: no receive, no delete. It may create, read and withdraw job status records.
+    them: no receive, no delete. It may create, read and withdraw job status records. With
+    `wake_services` (tiers that scale to zero) it may describe those services and set their desired
+    count (worker/wake.py starts the first task when a job arrives), on those services only.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
                  image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2) -> None:
+                 status_table: dynamodb.ITableV2,
+                 wake_services: dict[str, ecs.FargateService] | None = None) -> None:
         super().__init__(scope, construct_id)
         api = config.api
         stack = cdk.Stack.of(self)
@@ -55,6 +59,9 @@ class ApiService(Construct):
                 job_types=config.job_types, status_table=status_table.table_name,
                 status_ttl_days=config.status.ttl_days, max_payload_bytes=api.max_payload_bytes,
                 tier_max_payload_bytes=config.tier_payload_limits(), port=API_PORT,
+                wake_services={tier: (cluster.cluster_name, service.service_name)
+                               for tier, service in (wake_services or {}).items()},
+                wake_interval_seconds=api.wake_interval_seconds,
                 to_json=stack.to_json_string,
             ),
             memory_mib=api.memory_mib,
@@ -109,6 +116,12 @@ class ApiService(Construct):
         # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
         grant_status_access(status_table, role, "dynamodb:PutItem", "dynamodb:GetItem",
                             "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        if wake_services:
+            # Read and raise the desired count of the services that scale to zero, nothing else:
+            # UpdateService could also change their task definition, so no other service is named.
+            iam.Policy(self, "WakePolicy", roles=[role], statements=[iam.PolicyStatement(
+                sid="WakeFromZero", actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                resources=[service.service_arn for service in wake_services.values()])])
 
         # Request-driven work: CPU and (optionally) ALB requests per task, min..max from config.
         scaling = self.service.auto_scale_task_count(min_capacity=api.min_tasks,

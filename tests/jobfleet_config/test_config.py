@@ -452,3 +452,34 @@ def test_fails_when_fargate_batch_tier_has_no_fargate_size(tmp_path):
         memory_mib = 2048
     """)
     _assert_names(error, "dev.toml", "tiers[batch].memory_mib", "2048", "cpu 2048: one of 4096 to")
+
+
+# --- capacity, VPC endpoints and API wake-up (issue 17) --------------------------------------
+
+def test_fails_on_vpc_endpoints_with_imported_vpc(tmp_path):
+    error = _error(tmp_path, """
+        [app]
+        account = "123456789012"
+        region = "us-east-1"
+        [network]
+        vpc_id = "vpc-0123456789abcdef0"
+        vpc_endpoints = true
+    """)
+    _assert_names(error, "dev.toml", "network.vpc_endpoints", "True",
+                  "false with network.vpc_id")
+
+
+def test_fails_on_negative_spot_interruption_rate(tmp_path):
+    error = _error(tmp_path, """
+        [capacity]
+        spot_interruptions_per_hour = -0.1
+    """)
+    _assert_names(error, "dev.toml", "capacity.spot_interruptions_per_hour", "-0.1", "from 0 to 10")
+
+
+def test_fails_on_wake_interval_out_of_range(tmp_path):
+    error = _error(tmp_path, """
+        [api]
+        wake_interval_seconds = 0
+    """)
+    _assert_names(error, "dev.toml", "api.wake_interval_seconds", "0", "from 1 to 300")

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_command_is_a_module_with_main():
-    assert set(COMMANDS) >= {"local", "redrive", "diagram", "summary"}
+    assert set(COMMANDS) >= {"local", "redrive", "diagram", "summary", "simulate", "cost"}
     for module, _help in COMMANDS.values():
         assert callable(importlib.import_module(module).main)
 
@@ -21,8 +21,8 @@ def test_every_command_is_a_module_with_main():
 def test_unknown_command_and_missing_arguments_exit_2_with_one_line(capsys):
     assert main(["deploy"]) == 2
     assert capsys.readouterr().err == (
-        "python -m jobfleet_tools: unknown command 'deploy' "
-        "(commands: local, redrive, diagram, summary, image-smoke)\n")
+        "python -m jobfleet_tools: unknown command 'deploy' (commands: local, redrive, diagram, summary, "
+        "simulate, cost, image-smoke)\n")
     assert main(["diagram", "cdk.out"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 

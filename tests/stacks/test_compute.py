@@ -649,3 +649,33 @@ def test_deployment_alarms_of_the_service_itself_roll_bad_deployments_back(templ
     assert expression["Expression"].startswith("IF((") and ">= 5" in expression["Expression"]
     jobs = {m["MetricStat"]["Metric"]["MetricName"] for m in failed_jobs["Metrics"] if "MetricStat" in m}
     assert jobs == {"JobsFailed", "JobsSucceeded"}
+
+
+# --- wake from zero (api.wake_from_zero) -----------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_api_may_wake_only_the_services_that_scale_to_zero(templates, stages, env):
+    """ecs:DescribeServices / ecs:UpdateService on exactly the min-0 tiers' services, by ARN."""
+    config = stages[env].config
+    template = templates[env]
+    services = _services(template)
+    sleepers = {t.name for t in config.service_tiers if t.min_tasks == 0}
+    assert sleepers and config.api.wake_from_zero
+    ecs_statements = [s for s in _role_statements(template, "api")
+                      if any(a.startswith("ecs:") for a in _actions(s))]
+    assert len(ecs_statements) == 1
+    (statement,) = ecs_statements
+    assert _actions(statement) == {"ecs:DescribeServices", "ecs:UpdateService"}
+    assert "Condition" not in statement and statement["Effect"] == "Allow"
+    # Ref of an AWS::ECS::Service is its ARN: one per sleeping tier, nothing else.
+    assert sorted(r["Ref"] for r in _resource_list(statement)) == sorted(
+        services[tier][0] for tier in sleepers)
+    # No worker role may change a service.
+    for tier in config.service_tiers:
+        assert not any("ecs:UpdateService" in _actions(s) for s in _role_statements(template, tier.name))
+    (container,) = _task_definitions(template)["api"]["Properties"]["ContainerDefinitions"]
+    env_vars = _env(container)
+    assert env_vars["WAKE_INTERVAL_SECONDS"] == str(config.api.wake_interval_seconds)
+    wake = json.dumps(env_vars["WAKE_SERVICES"])
+    assert all(f'\\"{tier}\\":{{\\"cluster\\":' in wake for tier in sleepers)
+    assert not any(f'\\"{t.name}\\":' in wake for t in config.service_tiers if t.name not in sleepers)

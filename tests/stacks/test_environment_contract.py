@@ -21,6 +21,7 @@ from worker.__main__ import api_bind_address
 from worker.api import ApiSettings
 from worker.config import WorkerConfig
 from worker.run_one import run_one
+from worker.wake import ServiceWaker
 
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import READ_BY_LIBRARIES, ConfigError
@@ -59,7 +60,8 @@ def _parse_run_one(env: RecordingEnv) -> None:
 
 PARSERS: dict[str, Callable[[RecordingEnv], Any]] = {
     "worker": WorkerConfig.from_env,
-    "api": lambda env: (ApiSettings.from_env(env), api_bind_address(env)),
+    "api": lambda env: (ApiSettings.from_env(env), api_bind_address(env),
+                        ServiceWaker.from_env(env, ecs_client=boto3.client("ecs", region_name="us-east-1"))),
     "run-one": _parse_run_one,
     "redrive": RedriveSettings.from_env,
 }

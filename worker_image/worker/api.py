@@ -56,6 +56,7 @@ from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import ConfigError, env_json_object, env_number
 from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
+from worker.wake import ServiceWaker
 
 log = logging.getLogger("worker.api")
 
@@ -351,8 +352,12 @@ def _status_from_item(item: dict) -> JobStatus:
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 
 
-def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> FastAPI:
-    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*)."""
+def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
+               waker: ServiceWaker | None = None) -> FastAPI:
+    """Build the API for ``settings``; clients default to boto3's (AWS_REGION / AWS_ENDPOINT_URL*).
+
+    ``waker`` (worker.wake) starts the first task of a tier at zero tasks when a job is queued for it.
+    """
     sqs = sqs_client or boto3.client("sqs", config=_aws_config())
     store: JobStatusStore | None = None
     idempotency: DynamoIdempotency | MemoryIdempotency
@@ -475,6 +480,8 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None) -> Fast
         if key is not None:
             _quietly(idempotency.confirm, key, job_id)
         log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
+        if waker is not None:
+            waker.poke(tier)  # background, rate-limited; never fails the request
         return _accepted(job_id, tier, replayed=False)
 
     @app.get(
@@ -541,5 +548,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _app_lock:
         if _app is None:
-            _app = create_app(ApiSettings.from_env())
+            _app = create_app(ApiSettings.from_env(), waker=ServiceWaker.from_env())
     return _app

@@ -83,7 +83,7 @@ def test_interface_endpoints_private_dns_in_private_subnets_https_from_vpc_only(
     assert len(interfaces) == INTERFACE_ENDPOINTS  # what the cost estimate prices
     azs = stages["prod"].config.network.max_azs
     private_subnets = {k for k, s in template.find_resources("AWS::EC2::Subnet").items()
-                       if not s["Properties"]["MapPublicIpOnLaunch"]}
+                       if subnet_type(s) == "Private"}
     for props in interfaces:
         assert props["PrivateDnsEnabled"] is True
         assert len(props["SubnetIds"]) == azs

@@ -56,8 +56,10 @@ stateful-record: $(VENV)/.runtime-installed node_modules/.installed
 nag-baseline: $(VENV)/.runtime-installed node_modules/.installed
 	$(PY) -m cdk_app.nag_report
 
+# mypy: strict on jobfleet_contract and jobfleet_config, checked bodies everywhere else (pyproject.toml).
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest
@@ -67,4 +69,4 @@ local: $(VENV)/.dev-installed
 	$(PY) -m jobfleet_tools local
 
 clean:
-	rm -rf cdk.out .pytest_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .ruff_cache .mypy_cache

@@ -13,7 +13,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,12 @@ class ConfigError(ValueError):
 
 
 _MISSING = object()
+# Names the file a config field came from (the environment file or defaults.toml).
+Where = Callable[[str], str]
 
 
 def _spec(kind: str, *, default: Any = _MISSING, minimum: float | None = None,
-          maximum: float | None = None, choices: tuple | None = None, pattern: str | None = None,
+          maximum: float | None = None, choices: tuple[object, ...] | None = None, pattern: str | None = None,
           doc: str = "") -> Any:
     """A dataclass field carrying its validation rule (kind: str, int, float, bool, list[str])."""
     rule = {"kind": kind, "min": minimum, "max": maximum, "choices": choices, "pattern": pattern,
@@ -397,7 +399,7 @@ def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:
     return result
 
 
-def _default(f: dataclasses.Field) -> Any:
+def _default(f: dataclasses.Field[Any]) -> Any:
     """A field's default value, None for a required field."""
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
@@ -477,7 +479,7 @@ def _validate(env: str, merged: dict[str, Any], origins: dict[str, str],
     return config
 
 
-def _build(cls: type, raw: Any, prefix: str, where) -> Any:
+def _build(cls: type, raw: Any, prefix: str, where: Where) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(where(prefix), prefix, raw, "a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -497,7 +499,7 @@ def _build(cls: type, raw: Any, prefix: str, where) -> Any:
     return cls(**values)
 
 
-def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
+def _check_value(value: Any, rule: Mapping[str, Any], path: str, file: str) -> Any:
     kind = rule["kind"]
 
     def fail(allowed: str | None = None) -> None:
@@ -540,7 +542,7 @@ def _check_value(value: Any, rule: dict[str, Any], path: str, file: str) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _describe_rule(rule: dict[str, Any]) -> str:
+def _describe_rule(rule: Mapping[str, Any]) -> str:
     kind = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
             "list[str]": "a list of strings", "table[str]": "a table of strings"}[rule["kind"]]
     if rule["choices"] is not None:
@@ -555,7 +557,7 @@ def _describe_rule(rule: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[str, str]:
+def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where: Where) -> dict[str, str]:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(where("job_types"), "job_types", raw,
                           "a table mapping at least one job type to a tier")
@@ -569,7 +571,7 @@ def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where) -> dict[
     return dict(raw)
 
 
-def _check_consistency(config: EnvironmentConfig, where) -> None:
+def _check_consistency(config: EnvironmentConfig, where: Where) -> None:
     """Rules that tie fields together; each names the field that has to change."""
     app, net, api = config.app, config.network, config.api
     if net.vpc_id and not (app.account and app.region):
@@ -635,7 +637,7 @@ def guard_waivers_needed(config: EnvironmentConfig) -> dict[str, tuple[str, Any]
     return needed
 
 
-def _check_guard_waivers(config: EnvironmentConfig, where) -> None:
+def _check_guard_waivers(config: EnvironmentConfig, where: Where) -> None:
     """A value below a Control Tower control needs a waiver; a waiver needs such a value."""
     needed = guard_waivers_needed(config)
     for control, (field, value) in needed.items():
@@ -650,7 +652,7 @@ def _check_guard_waivers(config: EnvironmentConfig, where) -> None:
                               "no waiver: no setting of this environment fails that control")
 
 
-def _check_batch(config: EnvironmentConfig, where) -> None:
+def _check_batch(config: EnvironmentConfig, where: Where) -> None:
     batch = config.batch
     if batch.compute == "ec2-spot":
         for name in batch.instance_classes:
@@ -671,7 +673,7 @@ def _check_batch(config: EnvironmentConfig, where) -> None:
                               f"{_short(FARGATE_MEMORY[tier.cpu])}")
 
 
-def _check_tier(tier: TierConfig, where) -> None:
+def _check_tier(tier: TierConfig, where: Where) -> None:
     prefix = f"tiers[{tier.name}]"
 
     def fail(field: str, allowed: str) -> None:

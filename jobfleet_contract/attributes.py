@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from jobfleet_contract.envelope import RECORD_ENVELOPE, RECORD_FAILURE, batch_failure_record, envelope_fields
+from jobfleet_contract.envelope import RECORD_FAILURE, batch_failure_record, envelope_fields, original_body
 
 PREFIX = "jobfleet."
 # The dead-letter reason, written by the worker (and local mode's batch poller) on the DLQ copy.
@@ -44,7 +44,7 @@ def number_value(value: int) -> dict[str, str]:
 
 
 def dead_letter_attributes(
-    original: Mapping[str, dict],
+    original: Mapping[str, dict[str, Any]],
     *,
     error_type: str,
     error_message: str,
@@ -52,7 +52,7 @@ def dead_letter_attributes(
     worker_id: str,
     failed_at: str,
     job_type: str,
-) -> tuple[dict[str, dict], list[str]]:
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Attributes for the DLQ copy: the reason (jobfleet.*) plus every original attribute SQS has room for.
 
     Returns (attributes, names dropped). SQS allows 10 attributes; the reason always wins, then other
@@ -87,8 +87,7 @@ def string_attribute(message: Message, name: str) -> str | None:
 
 def body_for_copy(message: Message) -> str:
     """What goes back to the tier queue: the original envelope, unwrapped from a batch failure record."""
-    record = batch_failure_record(message.get("Body", ""))
-    return record[RECORD_ENVELOPE] if record is not None else message["Body"]
+    return original_body(message["Body"])
 
 
 def job_type(message: Message) -> str | None:

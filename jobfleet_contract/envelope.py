@@ -90,8 +90,14 @@ def parse_envelope(body: str) -> Envelope:
     if not isinstance(data.get("payload"), dict):
         raise InvalidEnvelope("payload must be a JSON object")
     submitted_at = data.get("submittedAt")
-    try:
-        datetime.fromisoformat(submitted_at)
-    except (TypeError, ValueError):
-        raise InvalidEnvelope(f"submittedAt must be an ISO-8601 timestamp, got {submitted_at!r}") from None
+    if not isinstance(submitted_at, str) or not _is_iso_timestamp(submitted_at):
+        raise InvalidEnvelope(f"submittedAt must be an ISO-8601 timestamp, got {submitted_at!r}")
     return Envelope(data["jobId"], data["type"], data["payload"], submitted_at)
+
+
+def _is_iso_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

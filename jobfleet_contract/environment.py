@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 # --- names -------------------------------------------------------------------------------------------
 # Worker service (python -m worker run)
@@ -49,6 +49,8 @@ AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 MAX_REDRIVES = "MAX_REDRIVES"
 POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+# The redrive function's POWERTOOLS_SERVICE_NAME: its logs' and traces' service.
+REDRIVE_SERVICE_NAME = "jobfleet-redrive"
 # Read by a library the runtime uses, not by its own parser.
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 READ_BY_LIBRARIES = frozenset({AWS_DEFAULT_REGION, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL})
@@ -65,6 +67,18 @@ class ConfigError(ValueError):
 # --- parsing -----------------------------------------------------------------------------------------
 
 
+@overload
+def env_number(env: Mapping[str, str], name: str, default: int, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[True]) -> int | None: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float: ...
+@overload
+def env_number(env: Mapping[str, str], name: str, default: None, *, minimum: float, maximum: float,
+               integer: Literal[False] = False) -> float | None: ...
 def env_number(
     env: Mapping[str, str],
     name: str,
@@ -73,7 +87,7 @@ def env_number(
     minimum: float,
     maximum: float,
     integer: bool = False,
-) -> Any:
+) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -200,7 +214,7 @@ def batch_job_environment(*, tier: str, status_table: str, status_ttl_days: int,
 
 
 def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_redrives: int,
-                        status_table: str, status_ttl_days: int, service_name: str,
+                        status_table: str, status_ttl_days: int,
                         to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
     """The redrive function; ``tier_queues`` maps tier -> {"queueUrl", "dlqUrl"}."""
     return {
@@ -208,6 +222,6 @@ def redrive_environment(*, tier_queues: Mapping[str, Mapping[str, str]], max_red
         MAX_REDRIVES: str(max_redrives),
         STATUS_TABLE: status_table,
         STATUS_TTL_DAYS: str(status_ttl_days),
-        POWERTOOLS_SERVICE_NAME: service_name,
+        POWERTOOLS_SERVICE_NAME: REDRIVE_SERVICE_NAME,
         POWERTOOLS_LOG_LEVEL: "INFO",
     }

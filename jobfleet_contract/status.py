@@ -15,18 +15,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from jobfleet_contract import environment as names
 from jobfleet_contract.timestamps import iso_now
 
+if TYPE_CHECKING:  # boto3-stubs: a type-checking dependency only
+    from mypy_boto3_dynamodb import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.service_resource import Table
+
 log = logging.getLogger("jobfleet.status")
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 DEAD_LETTERED = "dead-lettered"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED)
+# The same states as a type (pydantic models, annotations); a test keeps the two equal.
+JobState = Literal["queued", "running", "succeeded", "failed", "dead-lettered"]
 NEW = None  # no item yet: a worker may see a job before (or without) the API's record
 DEFAULT_TTL_DAYS = 30
 ERROR_LIMIT = 1000
@@ -75,7 +81,7 @@ class _Write:
 class JobStatusStore:
     """Every status write goes through here. ``table`` is a boto3 DynamoDB Table resource."""
 
-    def __init__(self, table: Any, tier: str = "default", ttl_days: float = DEFAULT_TTL_DAYS,
+    def __init__(self, table: Table, tier: str = "default", ttl_days: float = DEFAULT_TTL_DAYS,
                  now: Callable[[], str] = iso_now) -> None:
         self._table = table
         self._tier = tier
@@ -162,11 +168,12 @@ class JobStatusStore:
         return self._apply(job_id, Transition.REDRIVE, _Write(
             {}, remove=(STARTED_AT, FINISHED_AT, LAST_ERROR), not_updated_since=copied_at))
 
-    def get(self, job_id: str) -> dict | None:
+    def get(self, job_id: str) -> dict[str, Any] | None:
         return self._table.get_item(Key={JOB_ID: job_id}, ConsistentRead=True).get("Item")
 
 
-def status_store_from_env(env: Mapping[str, str], dynamodb: Any = None) -> JobStatusStore | None:
+def status_store_from_env(env: Mapping[str, str], dynamodb: DynamoDBServiceResource | None = None
+                          ) -> JobStatusStore | None:
     """The store a runtime writes through, from STATUS_TABLE / STATUS_TTL_DAYS / TIER; None when off.
     ``dynamodb``: a boto3 DynamoDB resource (default: boto3's, from the process environment)."""
     table_name, ttl_days = names.status_table_settings(env, DEFAULT_TTL_DAYS)

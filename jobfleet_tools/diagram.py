@@ -92,13 +92,13 @@ def build_dot(assembly_dir: Path, environment: str) -> str:
                 nodes[f"{prefix}_{logical_id}"] = (display, _label(resource["Type"], logical_id,
                                                                    resource.get("Properties", {})))
         for name, output in template.get("Outputs", {}).items():
-            target = _refs(output["Value"])
-            if len(target) != 1:
+            referenced = _refs(output["Value"])
+            if len(referenced) != 1:
                 continue
             export = output.get("Export", {}).get("Name")
             if isinstance(export, str):
-                exports["export:" + export] = f"{prefix}_{next(iter(target))}"
-            exports[f"export:{stack_names[display]}:{name}"] = f"{prefix}_{next(iter(target))}"
+                exports["export:" + export] = f"{prefix}_{next(iter(referenced))}"
+            exports[f"export:{stack_names[display]}:{name}"] = f"{prefix}_{next(iter(referenced))}"
         for logical_id, resource in resources.items():
             node_id = f"{prefix}_{logical_id}"
             refs = {r if r.startswith("export:") else f"{prefix}_{r}"
@@ -127,7 +127,7 @@ def build_dot(assembly_dir: Path, environment: str) -> str:
         if not origin or nodes[origin][1].startswith("Dashboard"):
             continue
         for ref in refs:
-            target = exports.get(ref, ref)
+            target: str | None = exports.get(ref, ref)
             target = target if target in nodes else None
             if target and target != origin and not target.endswith("Vpc") and "VPC" not in nodes[target][1]:
                 edges.add((origin, target))

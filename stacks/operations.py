@@ -72,8 +72,8 @@ class OperationsStack(cdk.Stack):
         self.dashboard.add_alarm_status(self.alarm_topic.alarms)
         for tier, tier_queue, service in tier_rows:
             self.dashboard.add_tier(tier, tier_queue, service, cluster)
-        if self.api_alarms is not None:
-            self.dashboard.add_api(self.api_alarms, compute.api_service, cluster)
+        if compute is not None and self.api_alarms is not None:
+            self.dashboard.add_api(self.api_alarms, compute.api_service, compute.cluster)
         for batch_alarms in self.batch_alarms.values():
             self.dashboard.add_batch(batch_alarms)
         self.dashboard.add_redrive(self.redrive_function)

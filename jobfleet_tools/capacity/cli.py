@@ -10,6 +10,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from jobfleet_config.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_environment
 
@@ -21,7 +22,7 @@ EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 

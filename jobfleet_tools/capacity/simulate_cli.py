@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="jobs sent straight to the queues: only the wake-up alarm starts a tier")
     args = parser.parse_args(argv)
     config, trace = load_inputs(args, args.trace)
+    assert trace is not None  # --trace is required
     started = time.perf_counter()
     results = run(config, trace, args.seed, api_wake=not args.no_api_wake)
     elapsed = time.perf_counter() - started

@@ -100,7 +100,7 @@ def _row(path: Path, number: int, record: dict[str, str], job_types: set[str] | 
         value = number_in(column, int, "an integer >= 0", lambda v: v >= 0)
         if value is None:
             raise fail(column, "an integer >= 0")
-        return value
+        return int(value)
 
     minute = count_in("minute")
     job_type = (record["job_type"] or "").strip()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
@@ -24,7 +24,7 @@ tracer = Tracer(service=SERVICE_NAME)
 
 
 @cache
-def _client(service: str) -> Any:
+def _client(service: Literal["sqs"]) -> Any:
     # Reused across warm invocations; AWS_ENDPOINT_URL (local mode, tests) is honoured by boto3.
     return boto3.client(service)
 

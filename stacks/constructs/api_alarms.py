@@ -22,7 +22,7 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 
 class ApiAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 load_balancer: elbv2.IApplicationLoadBalancer,
+                 load_balancer: elbv2.ApplicationLoadBalancer,
                  target_group: elbv2.ApplicationTargetGroup, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarms

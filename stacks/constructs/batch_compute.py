@@ -12,6 +12,8 @@ order 2. Construct IDs ("SecurityGroup", "LaunchTemplate", "Spot", "OnDemand", "
 
 from __future__ import annotations
 
+from typing import cast
+
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
@@ -37,8 +39,8 @@ class BatchCompute(Construct):
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, allow_all_outbound=True,
             description="JobFleet batch jobs: egress only")
-        self.spot: batch.IManagedComputeEnvironment
-        self.on_demand: batch.IManagedComputeEnvironment | None = None
+        self.spot: batch.IComputeEnvironment
+        self.on_demand: batch.IComputeEnvironment | None = None
         if config.compute == "fargate-spot":
             self.spot = batch.FargateComputeEnvironment(
                 self, "FargateSpot", vpc=vpc, vpc_subnets=subnets, spot=True,
@@ -82,7 +84,7 @@ class BatchCompute(Construct):
             if environment is not None:
                 # Config entries are classes ("m6i") or types ("m6i.2xlarge"), as Batch takes them;
                 # the L2 only knows the classes in its enum, so the list goes to the L1 verbatim.
-                cfn: batch.CfnComputeEnvironment = environment.node.default_child
+                cfn = cast(batch.CfnComputeEnvironment, environment.node.default_child)
                 cfn.add_property_override("ComputeResources.InstanceTypes",
                                           list(config.instance_classes))
                 acknowledge(environment, f"IAM4[Policy::{ECS_INSTANCE_POLICY}]",

@@ -18,6 +18,8 @@ this stack. Construct IDs ("Rule") are frozen.
 
 from __future__ import annotations
 
+from typing import cast
+
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_events as events
@@ -69,7 +71,7 @@ class BatchFailureRoute(Construct):
                 detail={"status": ["FAILED"], "jobQueue": [job_queue.job_queue_arn]},
             ),
         )
-        cfn_rule: events.CfnRule = self.rule.node.default_child
+        cfn_rule = cast(events.CfnRule, self.rule.node.default_child)
         # Set on the L1: the L2 SqsQueue target would grant through a reference to this rule,
         # making the Stateful stack (the queue's) depend on this one.
         cfn_rule.targets = [events.CfnRule.TargetProperty(

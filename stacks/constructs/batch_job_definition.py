@@ -13,6 +13,8 @@ Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -47,7 +49,7 @@ class BatchJobDefinition(Construct):
         if key is not None:
             key.grant(self.job_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
-        container_props = {
+        container_props: dict[str, Any] = {
             "image": image,
             "command": COMMAND,
             "cpu": tier.cpu / 1024,

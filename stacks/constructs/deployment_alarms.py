@@ -41,7 +41,8 @@ class DeploymentAlarms(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._names: list[str] = []
 
-    def add(self, construct_id: str, metric: cloudwatch.IMetric, *, alarm_name: str,
+    def add(self, construct_id: str, metric: cloudwatch.Metric | cloudwatch.MathExpression, *,
+            alarm_name: str,
             description: str, threshold: float) -> None:
         """Above `threshold` for 3 one-minute periods in a row; no data = nothing failing."""
         alarm = metric.create_alarm(

@@ -76,7 +76,7 @@ def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int,
 
 def add_hardened_container(
     task_definition: ecs.FargateTaskDefinition, construct_id: str, *, config: EnvironmentConfig,
-    image: ecs.ContainerImage, command: list[str], environment: dict[str, str],
+    image: ecs.ContainerImage, command: list[str] | None, environment: dict[str, str],
     memory_mib: int, stop_timeout_seconds: int, stream_prefix: str,
     health_check: ecs.HealthCheck | None = None,
     port_mappings: list[ecs.PortMapping] | None = None,

@@ -42,7 +42,7 @@ def stack_log_key(scope: Construct, app: AppConfig) -> kms.IKey | None:
         return None
     stack = cdk.Stack.of(scope)
     existing = stack.node.try_find_child(LOG_KEY_ID)
-    if existing is not None:
+    if isinstance(existing, kms.Key):
         return existing
     key = kms.Key(
         stack, LOG_KEY_ID,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
@@ -43,7 +43,6 @@ REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
 ASSET_PACKAGES = {"redrive": LAMBDA_DIR / "redrive", "jobfleet_contract": REPO / "jobfleet_contract"}
 HANDLER = "redrive.handler.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-SERVICE_NAME = "jobfleet-redrive"  # = redrive.SERVICE_NAME
 
 
 @jsii.implements(cdk.ILocalBundling)
@@ -67,7 +66,9 @@ def asset_code() -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Required by the API, never pulled: the local bundler always succeeds.
             image=cdk.DockerImage.from_registry("local-bundling-only"),
-            local=_PackageCopy(),
+            # jsii types ILocalBundling.try_bundle with the options struct spread into keywords;
+            # the kernel calls implementations with the struct as one positional argument.
+            local=cast(cdk.ILocalBundling, _PackageCopy()),
         ),
     )
 
@@ -135,7 +136,7 @@ class RedriveFunction(Construct):
             environment=redrive_environment(
                 tier_queues=tier_urls, max_redrives=config.redrive.max_redrives,
                 status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
-                service_name=SERVICE_NAME, to_json=cdk.Stack.of(self).to_json_string,
+                to_json=cdk.Stack.of(self).to_json_string,
             ),
         )
         # Lambda's tracing support adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the
@@ -146,9 +147,9 @@ class RedriveFunction(Construct):
         # enforces (cfn-lint W3005); DependsOn is set to exactly the two policies.
         stack = cdk.Stack.of(self)
         policies = [policy, *([default_policy] if default_policy is not None else [])]
-        function_resource = self.function.node.default_child
+        function_resource = cast(lambda_.CfnFunction, self.function.node.default_child)
         function_resource.add_override("DependsOn", [
-            stack.get_logical_id(p.node.default_child) for p in policies])
+            stack.get_logical_id(cast(cdk.CfnElement, p.node.default_child)) for p in policies])
         if default_policy is not None:
             acknowledge(default_policy, "IAM5[Resource::*]",
                         "X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
@@ -173,8 +174,8 @@ class RedriveFunction(Construct):
         acknowledge_report(self.function, "LambdaLatestVersion",
                            "Runtime pinned to python3.13 by the redrive function's convention; "
                            "moving to python3.14 is a deliberate change with its own layer pin.")
-        for rule in ("LambdaDLQ", "LambdaAsyncFailureDestination"):
-            acknowledge_report(self.function, rule,
+        for nag_rule in ("LambdaDLQ", "LambdaAsyncFailureDestination"):
+            acknowledge_report(self.function, nag_rule,
                                "Only the hourly schedule invokes it asynchronously, without retries: "
                                "a failed run leaves every message in its DLQ and the Errors alarm "
                                "pages; a failure destination would only keep the {tier, filter} event.")

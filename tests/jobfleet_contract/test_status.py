@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import get_args
 
 import boto3
 import pytest
@@ -13,12 +14,19 @@ from jobfleet_contract.status import (
     NEW,
     STATES,
     TRANSITIONS,
+    JobState,
     JobStatusStore,
     Transition,
     may_apply,
     status_store_from_env,
 )
 from jobfleet_contract.timestamps import iso_now
+
+
+def test_the_job_state_type_lists_exactly_the_states():
+    # The API's response model is typed with JobState; a state added to STATES alone would be
+    # rejected on the way out.
+    assert get_args(JobState) == STATES
 
 
 @pytest.fixture()

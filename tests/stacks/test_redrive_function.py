@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from cdk_app.app import feature_flags
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
+from jobfleet_contract.environment import REDRIVE_SERVICE_NAME
 from stacks.constructs.redrive_function import (
     ASSET_PACKAGES,
     HANDLER,
@@ -65,7 +66,7 @@ def test_function_settings_follow_config(templates, stages, env):
     assert function["TracingConfig"] == {"Mode": "Active"}
     variables = function["Environment"]["Variables"]
     assert variables["MAX_REDRIVES"] == str(config.redrive.max_redrives)
-    assert variables["POWERTOOLS_SERVICE_NAME"] == "jobfleet-redrive"
+    assert variables["POWERTOOLS_SERVICE_NAME"] == REDRIVE_SERVICE_NAME
     assert variables["STATUS_TABLE"] == stages[env].operations.resolve(
         stages[env].stateful.status_table.table_name)
 
@@ -172,12 +173,9 @@ def test_asset_is_the_redrive_package_with_an_importable_handler(templates, synt
     # the Powertools layer, or a package in the asset.
     allowed = {"boto3", "botocore", "aws_lambda_powertools", *ASSET_PACKAGES}
     for path in asset.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            for name in names:
-                top = name.split(".")[0]
-                assert top in allowed or top in sys.stdlib_module_names, f"{path.name} imports {name}"
+        for name in _runtime_imports(ast.parse(path.read_text())):
+            top = name.split(".")[0]
+            assert top in allowed or top in sys.stdlib_module_names, f"{path.name} imports {name}"
     module, function = HANDLER.rsplit(".", 1)
     tree = ast.parse((asset / (module.replace(".", "/") + ".py")).read_text())
     assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -186,6 +184,27 @@ def test_asset_is_the_redrive_package_with_an_importable_handler(templates, synt
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 pytest.fail(f"relative import in {path.name}")
+
+
+def _runtime_imports(tree: ast.AST) -> list[str]:
+    """The modules a file imports when it runs: not those under `if TYPE_CHECKING:` (type stubs)."""
+    names: list[str] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            names += [name for branch in node.orelse for name in _runtime_imports(branch)]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        else:
+            names += _runtime_imports(node)
+    return names
+
+
+def test_runtime_imports_skip_type_checking_blocks():
+    tree = ast.parse("from typing import TYPE_CHECKING\nimport json\nif TYPE_CHECKING:\n    import stubs\n"
+                     "def f():\n    from pkg.mod import x\n")
+    assert _runtime_imports(tree) == ["typing", "json", "pkg.mod"]
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -54,7 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import ConfigError, env_json_object, env_number
-from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobStatusStore
+from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobState, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
 from worker.wake import ServiceWaker
 
@@ -69,9 +69,6 @@ IDEMPOTENCY_PREFIX = "idem#"
 # Request bodies larger than this are refused before parsing (payload limit x2 for whitespace/escapes).
 BODY_SLACK_BYTES = 16384
 AWS_ERRORS = (BotoCoreError, ClientError)
-
-JobState = Literal[STATES]  # the contract's job states
-
 
 # --- configuration ---------------------------------------------------------------------------------------
 
@@ -349,7 +346,7 @@ def _status_from_item(item: dict) -> JobStatus:
     )
 
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
 
 
 def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
@@ -518,7 +515,7 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented schema override
     return app
 
 

@@ -50,7 +50,7 @@ class TaskProtection:
             return
         if busy == self._enabled and not (busy and now >= self._renew_at):
             return
-        body = {"ProtectionEnabled": busy}
+        body: dict[str, bool | int] = {"ProtectionEnabled": busy}
         if busy:
             body["ExpiresInMinutes"] = self.expires_in_minutes
         request = urllib.request.Request(

@@ -77,7 +77,7 @@ def memory_reader(limit_override: int | None = None) -> MemoryReader:
     if limit_override is None:
         for read in (read_cgroup_v2, read_cgroup_v1):
             if read() is not None:
-                return lambda read=read: read() or MemoryReading(process_tree_rss(), _host_memory())
+                return lambda: read() or MemoryReading(process_tree_rss(), _host_memory())
     limit = limit_override or _host_memory()
     return lambda: MemoryReading(process_tree_rss(), limit)
 

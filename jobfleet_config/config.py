@@ -162,10 +162,32 @@ class ApiConfig:
                                         doc="Days ALB access logs are kept.")
     max_payload_bytes: int = _spec("int", default=65536, minimum=1024, maximum=200_000,
                                    doc="Largest job payload the API accepts (SQS and Batch limits).")
+    internal: bool = _spec("bool", default=False,
+                           doc="Internal (VPC-only) ALB in private subnets for producers in the VPC.")
+    waf: bool = _spec("bool", default=True,
+                      doc="AWS managed WAF rule groups and a per-IP rate rule on the public ALB.")
+    waf_requests_per_ip: int = _spec("int", default=2000, minimum=100, maximum=2_000_000_000,
+                                     doc="WAF rate rule: requests per IP per 5 minutes, then blocked.")
     wake_from_zero: bool = _spec("bool", default=True,
                                  doc="A job for a tier at zero tasks makes the API start its first task.")
     wake_interval_seconds: int = _spec("int", default=10, minimum=1, maximum=300,
                                        doc="Seconds between two wake-up checks of one tier per API task.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    mode: str = _spec("str", default="jwt", choices=("jwt", "none"),
+                      doc="jwt = bearer tokens on /jobs; none = open (refused in prod unless api.internal).")
+    issuer: str = _spec("str", default="", pattern=r"^https://[A-Za-z0-9.:/_-]+$|^$",
+                        doc="Token issuer (iss) URL; empty = provision a Cognito user pool as the issuer.")
+    audience: str = _spec("str", default="", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:/_-]{0,255}$|^$",
+                          doc="aud / resource-server identifier; empty = <app>-<env>-api (provisioned pool).")
+    rate_limit_per_client: float = _spec("float", default=50, minimum=0, maximum=100_000,
+                                         doc="Requests per second per client per API task; 0 = off.")
+
+    @property
+    def provisions_issuer(self) -> bool:
+        return self.mode == "jwt" and not self.issuer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,6 +342,7 @@ class EnvironmentConfig:
     network: NetworkConfig
     queues: QueuesConfig
     api: ApiConfig
+    auth: AuthConfig
     tiers: tuple[TierConfig, ...]
     job_types: Mapping[str, str]
     batch: BatchConfig
@@ -348,6 +371,15 @@ class EnvironmentConfig:
         return {t.name: min(self.api.max_payload_bytes, self.batch.max_payload_bytes)
                 for t in self.batch_tiers}
 
+    @property
+    def api_is_open(self) -> bool:
+        """Anyone who reaches the internet-facing ALB may submit and read jobs."""
+        return self.auth.mode == "none" and not self.api.internal
+
+    @property
+    def auth_audience(self) -> str:
+        return self.auth.audience or self.resource_name("api")
+
     def resource_name(self, *parts: str) -> str:
         """`<app>-<env>-<parts...>`: the naming convention of queues, alarms and functions."""
         return "-".join((self.app.name, self.name, *parts))
@@ -356,6 +388,7 @@ class EnvironmentConfig:
 # Top-level sections and the dataclass each one validates into.
 _SECTIONS: dict[str, type] = {
     "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
+    "auth": AuthConfig,
     "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
     "guard": GuardConfig,
     "capacity": CapacityConfig,
@@ -571,6 +604,22 @@ def _validate_job_types(raw: Any, tiers: tuple[TierConfig, ...], where: Where) -
     return dict(raw)
 
 
+PROD = "prod"
+
+
+def _check_access(config: EnvironmentConfig, where: Where) -> None:
+    """prod can never be open; an external issuer needs its audience."""
+    auth = config.auth
+    if config.name == PROD and config.api_is_open:
+        raise ConfigError(where("auth.mode"), "auth.mode", auth.mode,
+                          "jwt in prod: an internet-facing API without auth accepts jobs from anyone "
+                          "(or set api.internal = true for a VPC-only API)")
+    if auth.mode == "jwt" and auth.issuer and not auth.audience:
+        raise ConfigError(where("auth.audience"), "auth.audience", auth.audience,
+                          "the audience (aud or resource-server identifier) the issuer's tokens carry, "
+                          "required with auth.issuer")
+
+
 def _check_consistency(config: EnvironmentConfig, where: Where) -> None:
     """Rules that tie fields together; each names the field that has to change."""
     app, net, api = config.app, config.network, config.api
@@ -597,6 +646,7 @@ def _check_consistency(config: EnvironmentConfig, where: Where) -> None:
     if api.min_tasks > api.max_tasks:
         raise ConfigError(where("api.min_tasks"), "api.min_tasks", api.min_tasks,
                           f"<= api.max_tasks ({api.max_tasks})")
+    _check_access(config, where)
     names = [t.name for t in config.tiers]
     for tier in config.tiers:
         _check_tier(tier, where)

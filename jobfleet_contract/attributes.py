@@ -28,6 +28,8 @@ REDRIVE_COUNT = "jobfleet.redriveCount"
 
 SQS_MAX_MESSAGE_ATTRIBUTES = 10
 ERROR_MESSAGE_LIMIT = 1000
+# Far above any sane MAX_REDRIVES; a larger count is not a count but a corrupted attribute.
+MAX_REDRIVE_COUNT = 1_000_000
 
 Message = Mapping[str, Any]
 
@@ -80,9 +82,18 @@ def dead_letter_attributes(
 # --- decoding (redrive side) ---------------------------------------------------------------------------
 
 
+class MalformedMessage(ValueError):
+    """A message whose jobfleet.* attributes cannot be read: the redrive keeps it in the DLQ, counted
+    and logged, and goes on with the others."""
+
+
 def string_attribute(message: Message, name: str) -> str | None:
     attribute = message.get("MessageAttributes", {}).get(name)
-    return None if attribute is None else attribute.get("StringValue")
+    if attribute is None:
+        return None
+    if "StringValue" not in attribute:
+        raise MalformedMessage(f"{name} has data type {attribute.get('DataType')!r}, not String or Number")
+    return str(attribute["StringValue"])
 
 
 def body_for_copy(message: Message) -> str:
@@ -127,7 +138,12 @@ def failed_at(message: Message) -> datetime | None:
         except ValueError:
             parsed = None
         if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            try:
+                # Offsets near the ends of the calendar overflow only once compared with "now".
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                raise MalformedMessage(f"{FAILED_AT} {stamp!r} is out of range") from None
     sent_millis = message.get("Attributes", {}).get("SentTimestamp")
     if sent_millis is None:
         return None
@@ -135,14 +151,23 @@ def failed_at(message: Message) -> datetime | None:
 
 
 def redrive_count(message: Message) -> int:
-    """Times already redriven; an unreadable value counts as 0 rather than blocking the message."""
+    """Times already redriven (0 when never); MalformedMessage when the attribute is not a count.
+
+    Treating such a value as 0 would redrive a message past MAX_REDRIVES forever; treating
+    "Infinity" or "1e999999" as a number would overflow or take the run down.
+    """
     value = string_attribute(message, REDRIVE_COUNT)
     if value is None:
         return 0
     try:
-        return max(int(Decimal(value)), 0)
-    except (InvalidOperation, ValueError):
-        return 0
+        count = Decimal(value)
+    except InvalidOperation:
+        count = None
+    if count is None or not count.is_finite() or count != count.to_integral_value() \
+            or not 0 <= count <= MAX_REDRIVE_COUNT:
+        raise MalformedMessage(f"{REDRIVE_COUNT} {value[:40]!r} is not a whole number from 0 to"
+                               f" {MAX_REDRIVE_COUNT}")
+    return int(count)
 
 
 def attributes_for_copy(message: Message) -> dict[str, dict[str, Any]]:

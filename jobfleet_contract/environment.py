@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 # --- names -------------------------------------------------------------------------------------------
@@ -38,6 +39,13 @@ MAX_PAYLOAD_BYTES = "MAX_PAYLOAD_BYTES"
 TIER_MAX_PAYLOAD_BYTES = "TIER_MAX_PAYLOAD_BYTES"
 PORT = "PORT"
 API_HOST = "API_HOST"
+# Job API access control (worker/auth.py)
+AUTH_MODE = "AUTH_MODE"
+AUTH_ISSUER = "AUTH_ISSUER"
+AUTH_AUDIENCE = "AUTH_AUDIENCE"
+AUTH_JWKS_URL = "AUTH_JWKS_URL"
+AUTH_SCOPES = "AUTH_SCOPES"
+RATE_LIMIT_PER_CLIENT = "RATE_LIMIT_PER_CLIENT"
 # JSON {tier: {"cluster": name, "service": name}}: the tiers the API wakes from zero tasks
 WAKE_SERVICES = "WAKE_SERVICES"
 WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
@@ -178,9 +186,26 @@ def worker_drain_seconds(stop_timeout_seconds: int) -> int:
     return max(1, stop_timeout_seconds - STOP_MARGIN_SECONDS)
 
 
+@dataclass(frozen=True)
+class ApiAuth:
+    """Who the job API admits: ``mode`` "jwt" (tokens of ``issuer`` for ``audience``, scopes
+    ``{"submit", "read", "readAny"}`` -> full scope strings) or "none"; requests/s per client."""
+
+    mode: str = "none"
+    issuer: str = ""
+    audience: str = ""
+    scopes: Mapping[str, str] = field(default_factory=dict)
+    rate_limit_per_client: float = 0.0
+
+
+def auth_scopes(audience: str) -> dict[str, str]:
+    """The full scope strings tokens carry for ``audience`` (a Cognito resource server identifier)."""
+    return {"submit": f"{audience}/submit", "read": f"{audience}/read", "readAny": f"{audience}/read-any"}
+
+
 def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[str, str], status_table: str,
                     status_ttl_days: int, max_payload_bytes: int, tier_max_payload_bytes: Mapping[str, int],
-                    port: int, wake_services: Mapping[str, tuple[str, str]] | None = None,
+                    port: int, auth: ApiAuth, wake_services: Mapping[str, tuple[str, str]] | None = None,
                     wake_interval_seconds: int = 10,
                     to_json: Callable[[Any], str] = json.dumps) -> dict[str, str]:
     """The job API container (`python -m worker api`); ``wake_services`` maps the tiers that scale
@@ -188,7 +213,7 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
     wake = {WAKE_SERVICES: to_json({tier: {"cluster": cluster, "service": service}
                                     for tier, (cluster, service) in wake_services.items()}),
             WAKE_INTERVAL_SECONDS: str(wake_interval_seconds)} if wake_services else {}
-    return {
+    environment = {
         TIER_QUEUES: to_json(dict(tier_queue_urls)),
         JOB_TYPES: to_json(dict(job_types)),
         STATUS_TABLE: status_table,
@@ -196,8 +221,14 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
         MAX_PAYLOAD_BYTES: str(max_payload_bytes),
         TIER_MAX_PAYLOAD_BYTES: to_json(dict(tier_max_payload_bytes)),
         PORT: str(port),
+        AUTH_MODE: auth.mode,
+        RATE_LIMIT_PER_CLIENT: str(auth.rate_limit_per_client),
         **wake,
     }
+    if auth.mode == "jwt":
+        environment.update({AUTH_ISSUER: auth.issuer, AUTH_AUDIENCE: auth.audience,
+                            AUTH_SCOPES: json.dumps(dict(auth.scopes), sort_keys=True)})
+    return environment
 
 
 def batch_job_environment(*, tier: str, status_table: str, status_ttl_days: int, max_job_seconds: int,

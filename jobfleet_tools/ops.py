@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -30,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from jobfleet_config.config import ConfigError, EnvironmentConfig, known_environments, load_environment
 
 DEFAULT_LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIAL = "testing"
 # Rows of the result table, in this order; anything else the function returns follows.
 RESULT_ORDER = ("mode", "dryRun", "examined", "matched", "moved", "kept", "failed", "quarantined",
                 "stoppedEarly", "stopReason", "remaining", "taskHandle", "approximateMessagesToMove")
@@ -38,6 +40,23 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 ClientFactory = Callable[..., Any]
+
+
+_TAG = re.compile(r"<[^>]+>")
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+MAX_ERROR_CHARS = 300
+
+
+def one_line(text: str) -> str:
+    """An error as one line: an HTML error page (a local server's) shrinks to its title or text."""
+    lowered = text.lower()
+    starts = [index for index in (lowered.find("<!doctype"), lowered.find("<html")) if index >= 0]
+    if starts:
+        page = text[min(starts):]
+        title = _TITLE.search(page)
+        text = text[:min(starts)] + (title.group(1) if title else _TAG.sub(" ", page))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
 
 
 class UsageError(Exception):
@@ -67,7 +86,7 @@ def _positive(kind: type) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}") from None
-        if value <= 0:
+        if not 0 < value < math.inf:
             raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
         return value
 
@@ -126,6 +145,13 @@ def redrive_event(args: argparse.Namespace) -> dict[str, Any]:
     ) if value is not None}
     if message_filter:
         event["filter"] = message_filter
+    from redrive.request import InvalidEvent, validate_event
+
+    # The function's own event model: what it would refuse is a bad argument here, not a failed run.
+    try:
+        validate_event(event)
+    except InvalidEvent as invalid:
+        raise UsageError(str(invalid)) from None
     return event
 
 
@@ -169,27 +195,33 @@ def run_local(config: EnvironmentConfig, args: argparse.Namespace, event: dict[s
     if not endpoint:
         raise UsageError("--local needs --endpoint-url or AWS_ENDPOINT_URL")
     # Imported here: only the local path runs the function's code in this process.
+    from redrive.ledger import CopyLedger
     from redrive.request import QueuePair
     from redrive.service import run_redrive
 
     from jobfleet_contract.status import JobStatusStore
 
     region = args.region or config.app.region or os.environ.get("AWS_REGION") or DEFAULT_LOCAL_REGION
-    sqs = client_factory("sqs", endpoint_url=endpoint, region_name=region)
+    # The local endpoint accepts any credentials: a newcomer without an AWS profile needs none.
+    local: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region,
+                             "aws_access_key_id": LOCAL_CREDENTIAL, "aws_secret_access_key": LOCAL_CREDENTIAL}
+    sqs = client_factory("sqs", **local)
     queue_name = config.resource_name(args.tier)
     try:
         queues = QueuePair(dlq_url=sqs.get_queue_url(QueueName=f"{queue_name}-dlq")["QueueUrl"],
                            target_url=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
     except sqs.exceptions.QueueDoesNotExist:
         raise OperationError(f"queue {queue_name} or {queue_name}-dlq does not exist at {endpoint}") from None
-    status_store = None
+    status_store = ledger = None
     if args.status_table:
-        dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region)
+        dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region,
+                                  aws_access_key_id=LOCAL_CREDENTIAL, aws_secret_access_key=LOCAL_CREDENTIAL)
         status_store = JobStatusStore(dynamodb.Table(args.status_table), ttl_days=config.status.ttl_days)
+        ledger = CopyLedger(dynamodb.Table(args.status_table))
     return run_redrive(event, sqs=sqs, tier_queues={args.tier: queues},
                        max_redrives=config.redrive.max_redrives,
                        remaining_millis=_Deadline(config.redrive.timeout_seconds).remaining_millis,
-                       status_store=status_store)
+                       status_store=status_store, ledger=ledger)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -243,7 +275,7 @@ def redrive(args: argparse.Namespace, client_factory: ClientFactory, out: TextIO
         else:
             result = invoke_deployed(config, args, event, client_factory)
     except (ClientError, BotoCoreError) as error:
-        raise OperationError(str(error)) from None
+        raise OperationError(one_line(str(error))) from None
     if not isinstance(result, dict):
         raise OperationError(f"unexpected result from the redrive function: {result!r}")
     if "error" in result:

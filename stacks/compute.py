@@ -18,6 +18,7 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
+from stacks.constructs.api_access import ApiFirewall, TokenIssuer, api_auth
 from stacks.constructs.api_service import ApiService
 from stacks.constructs.backlog_scaling import BacklogScaling
 from stacks.constructs.cluster import JobCluster
@@ -56,11 +57,22 @@ class ComputeStack(cdk.Stack):
         self.access_log_bucket = entry.access_log_bucket
         api_image = (ecs.ContainerImage.from_registry(config.api.image) if config.api.image
                      else worker_image)
+        self.token_issuer = (TokenIssuer(self, "Auth", config=config) if config.auth.provisions_issuer
+                             else None)
+        if config.api.waf and not config.api.internal:
+            ApiFirewall(self, "Firewall", config=config, load_balancer=self.load_balancer)
+        if config.api_is_open:
+            # Allowed outside prod only (the config refuses it there); say so on every synth.
+            cdk.Annotations.of(self).add_warning_v2(
+                "jobfleet:open-api",
+                f"{config.name}: the job API is OPEN: anyone who reaches its internet-facing ALB may "
+                "submit and read jobs (auth.mode = \"none\"); set auth.mode = \"jwt\" or api.internal")
         # Tiers that scale to zero: the API starts their first task when a job arrives.
         wake_services = ({tier.name: self.worker_services[tier.name] for tier in config.service_tiers
                           if tier.min_tasks == 0} if config.api.wake_from_zero else {})
         api = ApiService(self, "Api", config=config, cluster=self.cluster, listener=entry.listener,
                          image=api_image, tier_queues=tier_queues, status_table=status_table,
+                         auth=api_auth(config, self.token_issuer.issuer_url if self.token_issuer else None),
                          wake_services=wake_services)
         api.service.node.add_dependency(job_cluster.capacity_providers)
         self.api_service = api.service
@@ -70,3 +82,8 @@ class ComputeStack(cdk.Stack):
                       value=f"{'https' if entry.https else 'http'}://"
                             f"{self.load_balancer.load_balancer_dns_name}")
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        if self.token_issuer is not None:
+            cdk.CfnOutput(self, "TokenUrl", description="OAuth2 token endpoint (client credentials)",
+                          value=self.token_issuer.token_url)
+            cdk.CfnOutput(self, "ProducerClientId", description="App client with the submit and read scopes",
+                          value=self.token_issuer.client.user_pool_client_id)

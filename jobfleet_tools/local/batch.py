@@ -27,7 +27,7 @@ from jobfleet_contract import environment as names
 from jobfleet_contract.attributes import dead_letter_attributes
 from jobfleet_contract.envelope import parse_envelope
 from jobfleet_contract.errors import PermanentError
-from jobfleet_contract.status import JobStatusStore
+from jobfleet_contract.status import JobStatusStore, Run
 from jobfleet_contract.timestamps import iso_now
 from jobfleet_tools.local.environment import POLL_WAIT_SECONDS, batch_job_env
 from jobfleet_tools.local.processes import (
@@ -174,8 +174,9 @@ class BatchPoller:
                               MessageAttributes=attributes)
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         if envelope is not None:
+            # The run run-one reported under (its stand-in Batch job id for this message).
             self._quietly(self.status.mark_dead_lettered, envelope.job_id, envelope.job_type, attempt,
-                          f"{error_type}: {error_message}")
+                          f"{error_type}: {error_message}", run=Run(f"local-{message['MessageId']}"))
 
     def _quietly(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:

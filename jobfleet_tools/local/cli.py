@@ -16,8 +16,9 @@ from worker.config import DEFAULT_HANDLERS
 import jobfleet_tools.local as local_mode
 from jobfleet_config.config import ENVIRONMENTS_DIR, ConfigError, load_environment
 from jobfleet_contract import environment as names
+from jobfleet_contract.environment import ApiAuth, auth_scopes
 from jobfleet_tools.local.fleet import LocalFleet, StartupError
-from jobfleet_tools.local.processes import Output, free_port
+from jobfleet_tools.local.processes import HOST, Output, free_port, port_is_free
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra handler modules (comma-separated), appended to WORKER_HANDLERS")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="where logs go (default: a new temporary directory)")
+    parser.add_argument("--auth-issuer", default="",
+                        help="require bearer tokens of this issuer (JWKS at <issuer>/.well-known/jwks.json)")
+    parser.add_argument("--auth-audience", default="", help="the audience those tokens must be for")
     args = parser.parse_args(argv)
     out = Output(sys.stdout)
     try:
@@ -38,11 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if bool(args.auth_issuer) != bool(args.auth_audience):
+        print("error: --auth-issuer and --auth-audience go together", file=sys.stderr)
+        return 2
+    auth = ApiAuth()
+    if args.auth_issuer:
+        auth = ApiAuth("jwt", args.auth_issuer, args.auth_audience, auth_scopes(args.auth_audience),
+                       config.auth.rate_limit_per_client)
+    if args.port and not port_is_free(args.port):
+        # Before anything starts: the health check would otherwise find the other instance's API.
+        print(f"error: port {args.port} on {HOST} is in use (another local mode?); pick another --port "
+              "or stop it", file=sys.stderr)
+        return 2
     base = os.environ.get(names.WORKER_HANDLERS) or DEFAULT_HANDLERS
     handlers = ",".join(m.strip() for m in f"{base},{args.handlers}".split(",") if m.strip())
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="jobfleet-local-"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    fleet = LocalFleet(config, port=args.port or free_port(), handlers=handlers, run_dir=run_dir, output=out)
+    fleet = LocalFleet(config, port=args.port or free_port(), handlers=handlers, run_dir=run_dir, output=out,
+                       auth=auth)
     hard = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -25,12 +25,12 @@ def base_env(aws: LocalAws) -> dict[str, str]:
     return env
 
 
-def api_env(aws: LocalAws, config: EnvironmentConfig, port: int) -> dict[str, str]:
+def api_env(aws: LocalAws, config: EnvironmentConfig, port: int, auth: names.ApiAuth) -> dict[str, str]:
     """The compute stack's environment for the API container."""
     return {**base_env(aws), **names.api_environment(
         tier_queue_urls=aws.queue_urls, job_types=config.job_types, status_table=aws.table_name,
         status_ttl_days=config.status.ttl_days, max_payload_bytes=config.api.max_payload_bytes,
-        tier_max_payload_bytes=config.tier_payload_limits(), port=port,
+        tier_max_payload_bytes=config.tier_payload_limits(), port=port, auth=auth,
     ), names.API_HOST: HOST}
 
 

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import ApiAuth
 from jobfleet_tools.local.batch import BATCH_PARALLEL, BatchPoller
 from jobfleet_tools.local.environment import api_env, worker_env
 from jobfleet_tools.local.processes import HOST, Child, Output, spawn, stop
@@ -24,8 +25,10 @@ EXAMPLE_JOB = {"type": "onboarding", "payload": {"userId": "u-123"}}
 
 class LocalFleet:
     def __init__(self, config: EnvironmentConfig, *, port: int, handlers: str, run_dir: Path,
-                 output: Output, batch_parallel: int = BATCH_PARALLEL) -> None:
+                 output: Output, batch_parallel: int = BATCH_PARALLEL, auth: ApiAuth | None = None) -> None:
         self.config = config
+        # Off by default locally (the banner says so); the same token auth as deployed on request.
+        self.auth = auth or ApiAuth()
         self.port = port
         self.handlers = handlers
         self.run_dir = run_dir
@@ -43,7 +46,8 @@ class LocalFleet:
         return child
 
     def start_api(self) -> Child:
-        return self.spawn("api", ["api"], api_env(self.aws, self.config, self.port), API_STOP_SECONDS)
+        return self.spawn("api", ["api"], api_env(self.aws, self.config, self.port, self.auth),
+                          API_STOP_SECONDS)
 
     def start(self) -> None:
         self.aws.start()
@@ -98,6 +102,11 @@ class LocalFleet:
         self.out.line(f"  job types:    {types}")
         self.out.line(f"  status table: {self.aws.table_name}")
         self.out.line(f"  logs:         {self.run_dir}")
+        if self.auth.mode == "jwt":
+            self.out.line(f"  auth:         bearer tokens of {self.auth.issuer} for {self.auth.audience}")
+        else:
+            self.out.line("  auth:         OFF: anyone on this machine may submit and read jobs "
+                          "(--auth-issuer/--auth-audience turn token auth on)")
         self.out.line("Try:")
         self.out.line(f"  curl -s -X POST {url}/jobs -H 'content-type: application/json' "
                       f"-d '{json.dumps(EXAMPLE_JOB)}'")
@@ -106,6 +115,9 @@ class LocalFleet:
                       f"aws --endpoint-url {self.aws.endpoint} --region {self.aws.region} "
                       f"sqs receive-message --queue-url {self.aws.dlq_urls[self.config.tiers[0].name]} "
                       "--message-attribute-names All")
+        self.out.line(f"  python -m jobfleet_tools redrive --env {self.config.name} "
+                      f"--tier {self.config.tiers[0].name} --endpoint-url {self.aws.endpoint} "
+                      f"--status-table {self.aws.table_name} --dry-run")
         self.out.line("Ctrl-C stops everything.")
 
     def wait(self) -> None:

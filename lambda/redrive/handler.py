@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobfleet_contract.status import JobStatusStore
 from redrive import SERVICE_NAME
+from redrive.ledger import CopyLedger
 from redrive.service import run_redrive
 from redrive.settings import RedriveSettings
 
@@ -50,4 +51,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         max_redrives=settings.max_redrives,
         remaining_millis=context.get_remaining_time_in_millis,
         status_store=status_store,
+        ledger=CopyLedger(_dynamodb().Table(settings.status_table)) if settings.status_table else None,
     )

@@ -19,9 +19,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobfleet_contract.attributes import Message, attributes_for_copy, body_for_copy, job_id, redrive_count
-from jobfleet_contract.timestamps import iso_now
+from jobfleet_contract.attributes import (
+    MalformedMessage,
+    Message,
+    attributes_for_copy,
+    body_for_copy,
+    job_id,
+    redrive_count,
+)
 from redrive import SERVICE_NAME
+from redrive.ledger import CopyLedger
 from redrive.ratelimit import TokenBucket
 from redrive.request import RedriveRequest
 
@@ -30,8 +37,11 @@ logger = Logger(service=SERVICE_NAME, child=True)
 # Receive, send, delete and change-visibility all take at most 10 entries per call.
 BATCH_SIZE = 10
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200
-# Time kept back before the Lambda timeout for the last batch, releasing held messages and reporting.
+# Time kept back before the Lambda timeout for the last batch and reporting; releasing the held
+# messages gets its own reserve on top, one SQS call per BATCH_SIZE held messages.
 DEFAULT_STOP_MARGIN_MILLIS = 10_000
+# Least time reserved per release call; the slowest SQS call seen in this run raises it.
+MIN_MILLIS_PER_CALL = 100
 
 
 @dataclass
@@ -42,6 +52,7 @@ class RedriveTally:
     moved: int = 0
     failed: int = 0
     quarantined: int = 0
+    malformed: int = 0
     # "drained" (no visible message left to examine), "maxMessages" or "timeLimit".
     stop_reason: str = "drained"
     remaining: int | None = None
@@ -56,6 +67,7 @@ class RedriveTally:
             "kept": self.examined - self.moved,
             "failed": self.failed,
             "quarantined": self.quarantined,
+            "malformed": self.malformed,
             "stoppedEarly": self.stop_reason == "timeLimit",
             "stopReason": self.stop_reason,
             "remaining": self.remaining,
@@ -75,9 +87,11 @@ class SelectiveMover:
         rate_limiter: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_moved: Callable[[Sequence[Message], str], None] | None = None,
+        on_moved: Callable[[Sequence[Message]], None] | None = None,
+        ledger: CopyLedger | None = None,
         stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
         receive_wait_seconds: int = 1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sqs = sqs
         self._request = request
@@ -87,6 +101,9 @@ class SelectiveMover:
         self._sleep = sleep
         self._now = now
         self._on_moved = on_moved
+        self._ledger = ledger
+        self._clock = clock
+        self._millis_per_call = MIN_MILLIS_PER_CALL
         self._stop_margin_millis = stop_margin_millis
         # Long polling asks every SQS server, so an empty answer really means "nothing visible".
         self._receive_wait_seconds = receive_wait_seconds
@@ -116,9 +133,14 @@ class SelectiveMover:
         if self._stopped_by is None:
             if self._request.max_messages is not None and self._candidates >= self._request.max_messages:
                 self._stopped_by = "maxMessages"
-            elif self._remaining_millis() < self._stop_margin_millis:
+            elif self._remaining_millis() < self._reserve_millis():
                 self._stopped_by = "timeLimit"
         return self._stopped_by
+
+    def _reserve_millis(self) -> int:
+        """Time to keep back: the fixed margin plus one release call per BATCH_SIZE held messages."""
+        release_calls = math.ceil(len(self._held_receipts) / BATCH_SIZE)
+        return self._stop_margin_millis + release_calls * self._millis_per_call
 
     def _receive(self) -> list[Message]:
         wanted = BATCH_SIZE
@@ -126,6 +148,7 @@ class SelectiveMover:
             wanted = min(BATCH_SIZE, self._request.max_messages - self._candidates)
         # Held messages must stay invisible until released, and no longer than this run can live.
         visibility = min(MAX_VISIBILITY_TIMEOUT_SECONDS, max(1, math.ceil(self._remaining_millis() / 1000)))
+        started = self._clock()
         response = self._sqs.receive_message(
             QueueUrl=self._request.queues.dlq_url,
             MaxNumberOfMessages=wanted,
@@ -134,7 +157,11 @@ class SelectiveMover:
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["SentTimestamp"],
         )
-        return response.get("Messages", [])
+        messages = response.get("Messages", [])
+        if messages:
+            # A receive that found messages did not long-poll: its duration is SQS's latency now.
+            self._millis_per_call = max(self._millis_per_call, math.ceil((self._clock() - started) * 1000))
+        return messages
 
     def _process(self, batch: list[Message]) -> None:
         now = self._now()
@@ -151,18 +178,49 @@ class SelectiveMover:
         if redelivered_moved:
             # Its copy is already in the target queue: deleting is all that is left to do.
             self._hold(self._delete(redelivered_moved))
+        if to_send and self._ledger is not None:
+            to_send = self._finish_earlier_copies(to_send)
         if to_send:
             self._move(to_send)
+
+    def _finish_earlier_copies(self, messages: list[Message]) -> list[Message]:
+        """Deletes the originals an earlier run already copied (its delete failed); returns the rest."""
+        assert self._ledger is not None
+        copied = self._ledger.copied(message["MessageId"] for message in messages)
+        done = [message for message in messages if message["MessageId"] in copied]
+        if not done:
+            return messages
+        not_deleted = self._delete(done)
+        self._hold(not_deleted)
+        self._tally.failed += len(not_deleted)
+        not_deleted_ids = {message["MessageId"] for message in not_deleted}
+        for message in done:
+            logger.warning("copy already sent by an earlier redrive; original deleted, not sent again",
+                           messageId=message["MessageId"], jobId=job_id(message),
+                           deleted=message["MessageId"] not in not_deleted_ids)
+            if message["MessageId"] not in not_deleted_ids:
+                self._moved_ids.add(message["MessageId"])
+                self._tally.moved += 1
+        return [message for message in messages if message["MessageId"] not in copied]
 
     def _examine(self, message: Message, now: datetime) -> bool:
         """Counts the message; True when it should be copied now, otherwise holds it in the DLQ."""
         self._examined_ids.add(message["MessageId"])
         self._tally.examined += 1
-        if not self._request.message_filter.matches(message, now):
+        try:
+            matches = self._request.message_filter.matches(message, now)
+            count = redrive_count(message) if matches else 0
+        except MalformedMessage as malformed:
+            # One unreadable message must not end the run: it stays in the DLQ, named in the log.
+            self._tally.malformed += 1
+            logger.warning("malformed dead letter kept in the DLQ", messageId=message["MessageId"],
+                           jobId=job_id(message), reason=str(malformed))
+            self._hold([message])
+            return False
+        if not matches:
             self._hold([message])
             return False
         self._tally.matched += 1
-        count = redrive_count(message)
         if self._max_redrives is not None and count >= self._max_redrives:
             self._tally.quarantined += 1
             logger.warning("quarantined: redrive limit reached", messageId=message["MessageId"],
@@ -176,13 +234,19 @@ class SelectiveMover:
         return True
 
     def _move(self, messages: list[Message]) -> None:
+        # One send never carries more than the rate limit's burst (one second's worth, at least 1).
+        chunk = BATCH_SIZE if self._rate_limiter is None else min(BATCH_SIZE, self._rate_limiter.burst)
+        for start in range(0, len(messages), chunk):
+            if self._stopped_by is not None:
+                self._hold(messages[start:])
+                return
+            self._move_chunk(messages[start:start + chunk])
+
+    def _move_chunk(self, messages: list[Message]) -> None:
         if not self._wait_for_rate(len(messages)):
             self._hold(messages)
             self._stopped_by = "timeLimit"
             return
-        # Taken before the send: a worker may pick a copy up at once, and whatever it writes to the
-        # job's status from then on is newer than the redrive's "queued" (see on_moved).
-        copied_at = iso_now()
         try:
             accepted = self._send_copies(messages)
         except Exception:
@@ -191,10 +255,14 @@ class SelectiveMover:
             raise
         if not accepted:
             return
+        if self._ledger is not None:
+            # Before the delete: if the delete fails, the next run finds this and only deletes.
+            self._ledger.record_copied(message["MessageId"] for message in accepted)
         not_deleted = self._delete(accepted)
         for message in not_deleted:
-            logger.error("copy sent but original not deleted; a later redrive will send it again",
-                         messageId=message["MessageId"], jobId=job_id(message))
+            logger.error("copy sent but original not deleted; it stays in the DLQ",
+                         messageId=message["MessageId"], jobId=job_id(message),
+                         resentByNextRun=self._ledger is None)
         self._hold(not_deleted)
         self._tally.failed += len(not_deleted)
         not_deleted_ids = {message["MessageId"] for message in not_deleted}
@@ -204,14 +272,14 @@ class SelectiveMover:
                 self._tally.moved += 1
         # After the deletes, so a failing callback cannot leave originals behind their copies.
         if self._on_moved is not None:
-            self._on_moved(accepted, copied_at)
+            self._on_moved(accepted)
 
     def _wait_for_rate(self, count: int) -> bool:
         """Sleeps as the rate limit requires; False when that wait would run past the time limit."""
         if self._rate_limiter is None:
             return True
         wait_seconds = self._rate_limiter.reserve(count)
-        if wait_seconds * 1000 > self._remaining_millis() - self._stop_margin_millis:
+        if wait_seconds * 1000 > self._remaining_millis() - self._reserve_millis():
             return False
         if wait_seconds > 0:
             self._sleep(wait_seconds)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 
 class TokenBucket:
-    """Allows `rate_per_second` on average with bursts of up to one second's worth."""
+    """Allows `rate_per_second` on average with bursts of at most one second's worth.
+
+    A burst is whole messages, so it is the rate rounded down, but at least one message (a rate
+    of 0.5 sends one message, then one every two seconds). Callers send at most `burst` at once.
+    """
 
     def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate_per_second <= 0:
-            raise ValueError(f"rate_per_second must be > 0, got {rate_per_second}")
+        if not rate_per_second > 0 or math.isinf(rate_per_second):
+            raise ValueError(f"rate_per_second must be a finite number > 0, got {rate_per_second}")
         self._rate = rate_per_second
-        self._capacity = max(rate_per_second, 1.0)
+        self.burst = max(1, math.floor(rate_per_second))
+        self._capacity = float(self.burst)
         self._tokens = self._capacity
         self._clock = clock
         self._updated = clock()

@@ -1,24 +1,95 @@
-"""Turns a redrive event into a validated request; every rejection is an InvalidEvent with a reason."""
+"""Turns a redrive event into a validated request; every rejection is an InvalidEvent with a reason.
+
+The event's shape is declared once as pydantic models (strict: no coercion, no unknown keys, finite
+numbers only); `parse_event` then resolves the queues, which needs the function's configuration.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 
 from redrive.filters import MessageFilter
 
 # StartMessageMoveTask's upper bound for MaxNumberOfMessagesPerSecond.
 NATIVE_MAX_RATE = 500
 MODES = ("auto", "native", "selective")
-_REDRIVE_KEYS = {"tier", "dlqUrl", "targetUrl", "dryRun", "maxMessages", "ratePerSecond", "filter", "mode"}
-_STATUS_KEYS = {"action", "tier", "dlqUrl"}
-_FILTER_KEYS = {"types", "errorTypes", "olderThanSeconds", "newerThanSeconds"}
+FIFO_SUFFIX = ".fifo"
 
 
 class InvalidEvent(ValueError):
     """The event cannot be acted on; the message says why."""
+
+
+class _EventModel(BaseModel):
+    # Unknown keys are refused: a typo such as "dryrun" must not turn a preview into a real move.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel,
+                              allow_inf_nan=False)
+
+
+Name = Annotated[str, Field(min_length=1)]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class FilterEvent(_EventModel):
+    types: list[Name] | None = Field(default=None, min_length=1)
+    error_types: list[Name] | None = Field(default=None, min_length=1)
+    older_than_seconds: Seconds | None = None
+    newer_than_seconds: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _window_not_empty(self) -> FilterEvent:
+        older, newer = self.older_than_seconds, self.newer_than_seconds
+        if older is not None and newer is not None and older >= newer:
+            raise ValueError(f"empty time window: olderThanSeconds ({older:g}) must be less than"
+                             f" newerThanSeconds ({newer:g})")
+        return self
+
+
+class RedriveEvent(_EventModel):
+    tier: Name | None = None
+    dlq_url: Name | None = None
+    target_url: Name | None = None
+    dry_run: bool = False
+    max_messages: Annotated[int, Field(ge=1)] | None = None
+    rate_per_second: Annotated[float, Field(gt=0)] | None = None
+    filter: FilterEvent | None = None
+    mode: Literal["auto", "native", "selective"] = "auto"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RedriveEvent:
+        if self.tier is not None and (self.dlq_url is not None or self.target_url is not None):
+            raise ValueError("give either tier or dlqUrl/targetUrl, not both")
+        if self.tier is None and self.dlq_url is None:
+            raise ValueError("event needs tier, or dlqUrl and targetUrl")
+        if self.dlq_url is not None and self.target_url is None:
+            raise ValueError("dlqUrl needs targetUrl (the queue to send messages back to)")
+        if self.mode == "native":
+            if self.filter is not None or self.dry_run or self.max_messages is not None:
+                raise ValueError(
+                    "mode 'native' cannot filter, dry-run or stop at maxMessages; use 'selective'")
+            if self.rate_per_second is not None and self.rate_per_second > NATIVE_MAX_RATE:
+                raise ValueError(f"ratePerSecond must be <= {NATIVE_MAX_RATE} in native mode")
+        return self
+
+
+class StatusEvent(_EventModel):
+    """List the DLQ's message move tasks."""
+
+    action: Literal["status"]
+    tier: Name | None = None
+    dlq_url: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_queue(self) -> StatusEvent:
+        if (self.tier is None) == (self.dlq_url is None):
+            raise ValueError("status needs tier or dlqUrl (one of them)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -71,118 +142,65 @@ def parse_tier_queues(raw: str) -> dict[str, QueuePair]:
         raise ValueError(f'TIER_QUEUES must be JSON {{tier: {{"queueUrl", "dlqUrl"}}}}: {error!r}') from error
 
 
-def parse_event(event: Any, tier_queues: Mapping[str, QueuePair]) -> RedriveRequest | StatusRequest:
+def validate_event(event: Any) -> RedriveEvent | StatusEvent:
+    """The event checked against its declared model (no queue lookup): the ops CLI calls this too."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
-    if "action" in event:
-        if event["action"] != "status":
-            raise InvalidEvent(f"unknown action {event['action']!r} (only 'status')")
-        _reject_unknown_keys(event, _STATUS_KEYS, "event")
-        return StatusRequest(dlq_url=_queues(event, tier_queues, need_target=False).dlq_url)
-    # Unknown keys are refused: a typo such as "dryrun" must not turn a preview into a real move.
-    _reject_unknown_keys(event, _REDRIVE_KEYS, "event")
-    mode = event.get("mode", "auto")
-    if mode not in MODES:
-        raise InvalidEvent(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    request = RedriveRequest(
-        queues=_queues(event, tier_queues, need_target=True),
-        dry_run=_boolean(event, "dryRun"),
-        max_messages=_positive_int(event, "maxMessages"),
-        rate_per_second=_positive_number(event, "ratePerSecond"),
-        message_filter=_message_filter(event.get("filter")),
-        mode=mode,
+    model = StatusEvent if "action" in event else RedriveEvent
+    try:
+        return model.model_validate(event)
+    except ValidationError as invalid:
+        raise InvalidEvent(_reason(invalid, model)) from None
+
+
+def parse_event(event: Any, tier_queues: Mapping[str, QueuePair]) -> RedriveRequest | StatusRequest:
+    parsed = validate_event(event)
+    if isinstance(parsed, StatusEvent):
+        return StatusRequest(dlq_url=_queues(parsed.tier, parsed.dlq_url, None, tier_queues).dlq_url)
+    raw_filter = parsed.filter or FilterEvent()
+    return RedriveRequest(
+        queues=_queues(parsed.tier, parsed.dlq_url, parsed.target_url, tier_queues),
+        dry_run=parsed.dry_run,
+        max_messages=parsed.max_messages,
+        rate_per_second=parsed.rate_per_second,
+        message_filter=MessageFilter(
+            types=frozenset(raw_filter.types or ()),
+            error_types=frozenset(raw_filter.error_types or ()),
+            older_than_seconds=raw_filter.older_than_seconds,
+            newer_than_seconds=raw_filter.newer_than_seconds,
+        ),
+        mode=parsed.mode,
     )
-    if mode == "native":
-        if not request.native_compatible:
-            raise InvalidEvent("mode 'native' cannot filter, dry-run or stop at maxMessages; use 'selective'")
-        if request.rate_per_second is not None and request.rate_per_second > NATIVE_MAX_RATE:
-            raise InvalidEvent(f"ratePerSecond must be <= {NATIVE_MAX_RATE} in native mode")
-    return request
 
 
-def _reject_unknown_keys(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise InvalidEvent(
-            f"unknown {where} key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
-
-
-def _queues(event: Mapping[str, Any], tier_queues: Mapping[str, QueuePair], need_target: bool) -> QueuePair:
-    if "tier" in event:
-        if "dlqUrl" in event or "targetUrl" in event:
-            raise InvalidEvent("give either tier or dlqUrl/targetUrl, not both")
-        tier = event["tier"]
+def _queues(tier: str | None, dlq_url: str | None, target_url: str | None,
+            tier_queues: Mapping[str, QueuePair]) -> QueuePair:
+    if tier is not None:
         if tier not in tier_queues:
             known = ", ".join(sorted(tier_queues)) or "none configured"
             raise InvalidEvent(f"unknown tier {tier!r} (known: {known})")
-        return tier_queues[tier]
-    dlq_url = event.get("dlqUrl")
-    target_url = event.get("targetUrl")
-    if not isinstance(dlq_url, str) or not dlq_url:
-        raise InvalidEvent("event needs tier, or dlqUrl and targetUrl")
-    if need_target and (not isinstance(target_url, str) or not target_url):
-        raise InvalidEvent("dlqUrl needs targetUrl (the queue to send messages back to)")
-    return QueuePair(dlq_url=dlq_url, target_url=target_url or "")
+        queues = tier_queues[tier]
+    else:
+        queues = QueuePair(dlq_url=dlq_url or "", target_url=target_url or "")
+    fifo = [url for url in (queues.dlq_url, queues.target_url) if url.endswith(FIFO_SUFFIX)]
+    if fifo:
+        # A FIFO copy needs a message group (and dedup id) the DLQ message does not carry.
+        raise InvalidEvent(f"FIFO queues are not supported: {fifo[0]}")
+    return queues
 
 
-def _boolean(mapping: Mapping[str, Any], key: str) -> bool:
-    value = mapping.get(key, False)
-    if not isinstance(value, bool):
-        raise InvalidEvent(f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _positive_int(mapping: Mapping[str, Any], key: str) -> int | None:
-    value = mapping.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidEvent(f"{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _positive_number(mapping: Mapping[str, Any], key: str) -> float | None:
-    value = _non_negative_number(mapping, key)
-    if value == 0:
-        raise InvalidEvent(f"{key} must be > 0, got {value!r}")
-    return value
-
-
-def _non_negative_number(mapping: Mapping[str, Any], key: str) -> float | None:
-    value = mapping.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidEvent(f"{key} must be a non-negative number, got {value!r}")
-    return float(value)
-
-
-def _names(mapping: Mapping[str, Any], key: str) -> frozenset[str]:
-    value = mapping.get(key)
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise InvalidEvent(f"filter.{key} must be a non-empty list of names, got {value!r}")
-    return frozenset(value)
-
-
-def _message_filter(raw: Any) -> MessageFilter:
-    if raw is None:
-        return MessageFilter()
-    if not isinstance(raw, dict):
-        raise InvalidEvent(f"filter must be an object, got {raw!r}")
-    _reject_unknown_keys(raw, _FILTER_KEYS, "filter")
-    older_than = _non_negative_number(raw, "olderThanSeconds")
-    newer_than = _non_negative_number(raw, "newerThanSeconds")
-    if older_than is not None and newer_than is not None and older_than >= newer_than:
-        raise InvalidEvent(
-            f"empty time window: olderThanSeconds ({older_than:g}) must be less than"
-            f" newerThanSeconds ({newer_than:g})"
-        )
-    return MessageFilter(
-        types=_names(raw, "types"),
-        error_types=_names(raw, "errorTypes"),
-        older_than_seconds=older_than,
-        newer_than_seconds=newer_than,
-    )
+def _reason(invalid: ValidationError, model: type[BaseModel]) -> str:
+    """One line naming each offending field the way the event spells it."""
+    parts = []
+    for error in invalid.errors()[:5]:
+        location = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            where = "filter" if location.startswith("filter.") else "event"
+            allowed = FilterEvent if where == "filter" else model
+            names = ", ".join(sorted(f.alias or name for name, f in allowed.model_fields.items()))
+            parts.append(f"unknown {where} key {location.rsplit('.', 1)[-1]} (allowed: {names})")
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = f", got {error['input']!r}" if location and not isinstance(error["input"], dict) else ""
+        parts.append(f"{location}: {message}{value}" if location else message)
+    return "; ".join(parts)

@@ -9,9 +9,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from jobfleet_contract.attributes import Message, job_id
+from jobfleet_contract.attributes import Message, job_id, redrive_count
 from jobfleet_contract.status import JobStatusStore
 from redrive import SERVICE_NAME
+from redrive.ledger import CopyLedger
 from redrive.mover import DEFAULT_STOP_MARGIN_MILLIS, SelectiveMover
 from redrive.native import list_move_tasks, start_move_task
 from redrive.ratelimit import TokenBucket
@@ -28,6 +29,7 @@ def run_redrive(
     max_redrives: int | None,
     remaining_millis: Callable[[], int],
     status_store: JobStatusStore | None = None,
+    ledger: CopyLedger | None = None,
     sleep: Callable[[float], None] = time.sleep,
     stop_margin_millis: int = DEFAULT_STOP_MARGIN_MILLIS,
 ) -> dict[str, Any]:
@@ -49,19 +51,21 @@ def run_redrive(
         rate_limiter=None if request.rate_per_second is None else TokenBucket(request.rate_per_second),
         sleep=sleep,
         on_moved=None if status_store is None else _marker(status_store),
+        ledger=ledger,
         stop_margin_millis=stop_margin_millis,
     )
     return mover.run().as_result()
 
 
-def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message], str], None]:
-    def mark_redriven(messages: Sequence[Message], copied_at: str) -> None:
+def _marker(status_store: JobStatusStore) -> Callable[[Sequence[Message]], None]:
+    def mark_redriven(messages: Sequence[Message]) -> None:
         for message in messages:
             identifier = job_id(message)
             if identifier is None:
                 continue
             try:
-                status_store.mark_redriven(identifier, copied_at)
+                # The copy's generation: a worker's write of it is newer than this "queued".
+                status_store.mark_redriven(identifier, redrive_count(message) + 1)
             except ClientError as error:
                 # Bookkeeping only: the job is back on its queue whatever the table says.
                 logger.warning("could not mark job queued", jobId=identifier, error=str(error))

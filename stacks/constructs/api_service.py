@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
-from jobfleet_contract.environment import api_environment
+from jobfleet_contract.environment import ApiAuth, api_environment
 from stacks.constructs.deployment_alarms import api_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
@@ -39,7 +39,7 @@ class ApiService(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
                  image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
-                 status_table: dynamodb.ITableV2,
+                 status_table: dynamodb.ITableV2, auth: ApiAuth,
                  wake_services: dict[str, ecs.FargateService] | None = None) -> None:
         super().__init__(scope, construct_id)
         api = config.api
@@ -62,7 +62,7 @@ class ApiService(Construct):
                 wake_services={tier: (cluster.cluster_name, service.service_name)
                                for tier, service in (wake_services or {}).items()},
                 wake_interval_seconds=api.wake_interval_seconds,
-                to_json=stack.to_json_string,
+                to_json=stack.to_json_string, auth=auth,
             ),
             memory_mib=api.memory_mib,
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,

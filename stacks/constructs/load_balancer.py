@@ -1,4 +1,8 @@
-"""The public entry point: an internet-facing ALB, its listeners and its access-log bucket.
+"""The API's entry point: an ALB, its listeners and its access-log bucket.
+
+`api.internal = false` (default): internet-facing in the public subnets. `api.internal = true`:
+internal, in the private subnets, admitting only the VPC's own CIDR (producers inside the
+network); no WAF is needed there.
 
 Listeners:
 - `api.certificate_arn` set: HTTPS on 443 with that certificate; HTTP 80 redirects to HTTPS.
@@ -94,8 +98,9 @@ class PublicLoadBalancer(Construct):
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self, "LoadBalancer",
             vpc=vpc,
-            internet_facing=True,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            internet_facing=not api.internal,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                                            if api.internal else ec2.SubnetType.PUBLIC),
             drop_invalid_header_fields=True,
             deletion_protection=api.deletion_protection,
             idle_timeout=cdk.Duration.seconds(api.idle_timeout_seconds),
@@ -113,9 +118,12 @@ class PublicLoadBalancer(Construct):
         policy = self.access_log_bucket.policy
         assert policy is not None
         self.load_balancer.node.add_dependency(policy)
-        acknowledge(self.load_balancer, "EC23",
-                    "Internet-facing job API: the ALB security group must admit 0.0.0.0/0 on "
-                    "its listener ports; tasks behind it admit only the ALB security group.")
+        if not api.internal:
+            acknowledge(self.load_balancer, "EC23",
+                        "Internet-facing job API: the ALB security group must admit 0.0.0.0/0 on "
+                        "its listener ports; tasks behind it admit only the ALB security group.")
+        # Internal: nothing outside the VPC may connect; inside it, any producer may.
+        open_to_world = not api.internal
 
         certificate_arn = api.certificate_arn
         self.certificate_parameter: cdk.CfnParameter | None = None
@@ -137,7 +145,7 @@ class PublicLoadBalancer(Construct):
                 port=443,
                 certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                open=True,
+                open=open_to_world,
             )
             if self.certificate_parameter is not None:
                 suppress(self.listener, "CT.ELASTICLOADBALANCING.PR.2",
@@ -146,14 +154,14 @@ class PublicLoadBalancer(Construct):
                          "resolve a parameter reference.")
             redirect = self.load_balancer.add_redirect(
                 source_protocol=elbv2.ApplicationProtocol.HTTP, source_port=80,
-                target_protocol=elbv2.ApplicationProtocol.HTTPS, target_port=443)
+                target_protocol=elbv2.ApplicationProtocol.HTTPS, target_port=443, open=open_to_world)
             acknowledge_report(redirect, "ELBv2ACMCertificateRequired",
                                "False positive: port 80 only answers a redirect to HTTPS on 443; no "
                                "request reaches a target over it, and HTTP listeners take no "
                                "certificate.")
         else:
             self.listener = self.load_balancer.add_listener(
-                "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=True)
+                "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=open_to_world)
             suppress(self.listener, HTTPS_REDIRECT_CONTROL, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
             for rule in ("ELBv2ACMCertificateRequired", "ALBHttpToHttpsRedirection"):
                 acknowledge_report(self, rule, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
@@ -162,9 +170,18 @@ class PublicLoadBalancer(Construct):
                            "Plain HTTP only because this environment sets api.allow_plain_http "
                            "and no certificate (dev/staging); HTTPS-only where it is false.")
         (alb_security_group,) = self.load_balancer.connections.security_groups
-        skip_check(alb_security_group, "CKV_AWS_260",
-                   "Port 80 is open to the internet on the public ALB to redirect to HTTPS (or to "
-                   "serve plain HTTP where the environment explicitly allows it).")
+        if api.internal:
+            # The VPC this app creates has exactly network.cidr; a literal keeps cdk-nag's rules
+            # able to read the rule (an imported VPC's CIDR is a literal from the lookup anyway).
+            vpc_cidr = (config.network.cidr if cdk.Token.is_unresolved(vpc.vpc_cidr_block)
+                        else vpc.vpc_cidr_block)
+            for port in (443, 80) if self.https else (80,):
+                alb_security_group.add_ingress_rule(ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(port),
+                                                    "producers inside the VPC")
+        else:
+            skip_check(alb_security_group, "CKV_AWS_260",
+                       "Port 80 is open to the internet on the public ALB to redirect to HTTPS (or to "
+                       "serve plain HTTP where the environment explicitly allows it).")
 
     def _allow_log_delivery(self) -> None:
         """Bucket policy admitting ALB log delivery in whatever region the stack deploys to."""

@@ -252,9 +252,10 @@ class RedriveFunction(Construct):
                 actions=["sqs:SendMessage", "sqs:GetQueueAttributes"],
                 resources=queue_arns,
             ),
+            # UpdateItem marks jobs queued and writes the copy ledger; BatchGetItem reads the ledger.
             iam.PolicyStatement(
                 sid="JobStatus",
-                actions=["dynamodb:UpdateItem"],
+                actions=["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
                 resources=[status_table.table_arn],
             ),
         ]

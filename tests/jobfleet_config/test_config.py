@@ -454,6 +454,36 @@ def test_fails_when_fargate_batch_tier_has_no_fargate_size(tmp_path):
     _assert_names(error, "dev.toml", "tiers[batch].memory_mib", "2048", "cpu 2048: one of 4096 to")
 
 
+# --- access control ------------------------------------------------------------------------
+
+def test_fails_when_prod_would_synthesize_an_open_api(tmp_path):
+    (tmp_path / "defaults.toml").write_text((ENVIRONMENTS_DIR / "defaults.toml").read_text())
+    prod = (ENVIRONMENTS_DIR / "prod.toml").read_text()
+    (tmp_path / "prod.toml").write_text(prod + '\n[auth]\nmode = "none"\n')
+    with pytest.raises(ConfigError) as info:
+        load_environment("prod", tmp_path)
+    _assert_names(info.value, "prod.toml", "auth.mode", "'none'", "jwt in prod")
+    # The same prod with a VPC-only ALB is not open.
+    (tmp_path / "prod.toml").write_text(prod.replace("[api]\n", "[api]\ninternal = true\n")
+                                        + '\n[auth]\nmode = "none"\n')
+    assert load_environment("prod", tmp_path).api.internal
+
+
+def test_dev_may_be_open(tmp_path):
+    directory = _env_dir(tmp_path, '[auth]\nmode = "none"\n[[tiers]]\nname = "critical"\n')
+    assert load_environment("dev", directory).api_is_open
+
+
+def test_fails_when_an_external_issuer_has_no_audience(tmp_path):
+    error = _error(tmp_path, '[auth]\nissuer = "https://login.example.com/"\n[[tiers]]\nname = "critical"\n')
+    _assert_names(error, "defaults.toml", "auth.audience", "''", "required with auth.issuer")
+
+
+def test_fails_on_an_unknown_auth_mode(tmp_path):
+    error = _error(tmp_path, '[auth]\nmode = "basic"\n[[tiers]]\nname = "critical"\n')
+    _assert_names(error, "dev.toml", "auth.mode", "'basic'", "jwt")
+
+
 # --- capacity, VPC endpoints and API wake-up (issue 17) --------------------------------------
 
 def test_fails_on_vpc_endpoints_with_imported_vpc(tmp_path):

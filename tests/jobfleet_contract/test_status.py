@@ -16,6 +16,7 @@ from jobfleet_contract.status import (
     TRANSITIONS,
     JobState,
     JobStatusStore,
+    Run,
     Transition,
     may_apply,
     status_store_from_env,
@@ -71,7 +72,7 @@ def test_late_redelivery_cannot_move_a_finished_job_back(store):
     assert not store.mark_failed("j2", "report", 2, "late")
     assert not store.mark_dead_lettered("j2", "report", 2, "late")
     assert not store.mark_submitted("j2", "report", "standard", iso_now())  # a duplicate id: no reopening
-    assert not store.mark_redriven("j2", iso_now())
+    assert not store.mark_redriven("j2", 1)
     assert store.get("j2")["status"] == "succeeded"
 
     store.mark_dead_lettered("j3", "report", 5, "TimeoutError: x")
@@ -86,30 +87,30 @@ def test_redrive_queues_a_dead_lettered_job_again_with_a_clean_slate_and_a_fresh
     store.mark_dead_lettered("j4", "report", 3, "TimeoutError: slow")
     store._table.update_item(Key={"jobId": "j4"}, UpdateExpression="SET expiresAt = :old",
                              ExpressionAttributeValues={":old": 1})  # the record was about to expire
-    assert store.mark_redriven("j4", iso_now())
+    assert store.mark_redriven("j4", 1)
     item = store.get("j4")
     assert item["status"] == "queued" and "lastError" not in item and "finishedAt" not in item
     assert abs(int(item["expiresAt"]) - (time.time() + 30 * 86400)) < 120
-    assert store.mark_running("j4", "report", 1) and store.mark_succeeded("j4", "report", 1)
+    copy = Run("copy-of-j4", 1)
+    assert store.mark_running("j4", "report", 1, copy) and store.mark_succeeded("j4", "report", 1, copy)
+    assert store.get("j4")["attempts"] == 1 and store.get("j4")["generation"] == 1
 
 
 def test_redrive_does_not_overwrite_what_a_worker_wrote_after_the_copy_was_sent(store):
-    # A batch job's final failure: run-one marked it failed, the failure rule dead-lettered it.
-    store.mark_failed("j6", "report", 1, "BatchJobFailed: exit 1")
-    copied_at = iso_now()
-    time.sleep(0.01)  # the runtime's writes come strictly later than the copy
-    # The copy was picked up and failed again before the redrive's own status write.
-    assert store.mark_running("j6", "report", 1)
-    assert store.mark_failed("j6", "report", 1, "ConnectionError: refused")
-    assert not store.mark_redriven("j6", copied_at)
+    # A job's final failure, then its copy (generation 1) picked up and failed again before the
+    # redrive's own status write lands.
+    store.mark_failed("j6", "report", 1, "BatchJobFailed: exit 1", Run("m1", 0))
+    assert store.mark_running("j6", "report", 1, Run("m2", 1))
+    assert store.mark_failed("j6", "report", 1, "ConnectionError: refused", Run("m2", 1))
+    assert not store.mark_redriven("j6", 1)
     item = store.get("j6")
     assert item["status"] == "failed" and item["lastError"] == "ConnectionError: refused"
 
 
 def test_redrive_refused_for_a_running_or_unknown_job(store):
     store.mark_running("j5", "report", 1)
-    assert not store.mark_redriven("j5", iso_now())
-    assert not store.mark_redriven("nobody", iso_now())
+    assert not store.mark_redriven("j5", 1)
+    assert not store.mark_redriven("nobody", 1)
     assert store.get("nobody") is None
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,6 +21,8 @@ from botocore.stub import ANY, Stubber
 
 from jobfleet_config.config import load_environment
 from jobfleet_tools import ops
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(argv: list[str], client_factory: Any = None) -> tuple[int, str, str]:
@@ -202,6 +210,10 @@ PROD_CRITICAL = ["--env", "prod", "--tier", "critical"]
         ([*PROD_CRITICAL, "--status", "--type", "report"],
          "--status lists move tasks and takes no redrive options"),
         ([*PROD_CRITICAL, "--bogus"], "unrecognized arguments: --bogus"),
+        ([*PROD_CRITICAL, "--rate", "nan"], "argument --rate: 'nan' is not a positive"),
+        ([*PROD_CRITICAL, "--rate", "inf"], "argument --rate: 'inf' is not a positive"),
+        ([*PROD_CRITICAL, "--older-than", "2h", "--newer-than", "1h"], "empty time window"),
+        ([*PROD_CRITICAL, "--mode", "native", "--type", "report"], "mode 'native' cannot filter"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message):
@@ -268,6 +280,21 @@ def test_local_mode_runs_the_function_code_against_the_endpoint(sqs, moto_endpoi
         "1", "1"]
 
 
+def test_local_mode_needs_no_aws_credentials(moto_endpoint, local_tier, tmp_path):
+    # A newcomer's shell, as a real process: no keys, no profile, no credential files.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true",
+               PYTHONPATH=os.pathsep.join(str(path) for path in (REPO / "lambda", REPO)))
+    done = subprocess.run(
+        [sys.executable, "-m", "jobfleet_tools", "redrive", "--env", "dev", "--tier", "critical",
+         "--endpoint-url", moto_endpoint, "--dry-run"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0] == "redrive dev/critical (local)"
+
+
 def test_local_mode_reports_missing_queues(moto_endpoint):
     code, out, err = run(["--env", "staging", "--tier", "batch", "--endpoint-url", moto_endpoint,
                           "--dry-run"], boto3.client)
@@ -276,3 +303,32 @@ def test_local_mode_reports_missing_queues(moto_endpoint):
     assert err == ("python -m jobfleet_tools redrive: queue jobfleet-staging-batch or "
                    "jobfleet-staging-batch-dlq"
                    f" does not exist at {moto_endpoint}\n")
+
+
+class _HtmlErrors(BaseHTTPRequestHandler):
+    """A local server that answers everything with an HTML error page."""
+
+    def do_POST(self) -> None:
+        body = (b"<!DOCTYPE html>\n<html>\n<head><title>500 Internal Server Error</title></head>\n"
+                b"<body>\n<h1>Internal Server Error</h1>\n<p>The server failed.</p>\n</body></html>")
+        self.send_response(500)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_html_error_page_from_the_local_server_is_one_line():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlErrors)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, out, err = run(["--env", "dev", "--tier", "critical", "--endpoint-url",
+                              f"http://127.0.0.1:{server.server_address[1]}", "--dry-run"], boto3.client)
+    finally:
+        server.shutdown()
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "<" not in err, err
+    assert "500 Internal Server Error" in err

@@ -24,7 +24,11 @@ Rules the API keeps:
   nothing. In DynamoDB the key is an item ``jobId = "idem#<key>"`` claimed with a conditional put. A
   claim whose send is still in flight answers 409 (retry shortly); a claim abandoned by a crashed API
   task can be taken over after ``PENDING_CLAIM_SECONDS``. The same key with a different type or payload
-  answers 422.
+  answers 422; "the same payload" is canonical (keys sorted), so key order does not matter.
+- Request bodies are capped at twice the payload limit plus slack, chunked ones included: the body is
+  counted as it arrives and the request answered 413 (connection closed) once it crosses the cap.
+- Models: Python names in code, camelCase on the wire through an alias generator; every handler
+  returns its declared response model, which FastAPI validates on the way out.
 - Every error is JSON ``{"error": <code>, "reason": <text>}``.
 """
 
@@ -40,22 +44,25 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import ConfigError, env_json_object, env_number
-from jobfleet_contract.status import DEFAULT_TTL_DAYS, STATES, JobState, JobStatusStore
+from jobfleet_contract.status import DEFAULT_TTL_DAYS, OWNER, STATES, JobState, JobStatusStore
 from jobfleet_contract.timestamps import iso_now
+from worker.auth import ANONYMOUS, Authenticator, AuthError, AuthSettings, Caller, ClientRateLimit
 from worker.wake import ServiceWaker
 
 log = logging.getLogger("worker.api")
@@ -89,6 +96,7 @@ class ApiSettings:
     status_ttl_days: float = DEFAULT_TTL_DAYS
     # Tighter limits of some tiers: AWS Batch's SubmitJob carries the envelope in 30 KiB.
     tier_max_payload_bytes: dict[str, int] = field(default_factory=dict)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     def payload_limit(self, tier: str) -> int:
         return min(self.max_payload_bytes, self.tier_max_payload_bytes.get(tier, self.max_payload_bytes))
@@ -113,6 +121,7 @@ class ApiSettings:
             ),
             status_ttl_days=status_ttl_days,
             tier_max_payload_bytes=_tier_limits(env, names.TIER_MAX_PAYLOAD_BYTES),
+            auth=AuthSettings.from_env(env),
         )
 
 
@@ -127,12 +136,20 @@ def _tier_limits(env: Mapping[str, str], name: str) -> dict[str, int]:
 # --- request and response models ---------------------------------------------------------------------------
 
 
-class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WireModel(BaseModel):
+    """Python names in code, camelCase on the wire (the alias generator spells every field)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True,
+                              validate_by_alias=True)
+
+
+class JobRequest(WireModel):
+    # Only the wire names are accepted in a request: {"idempotency_key": ...} is an unknown field.
+    model_config = ConfigDict(extra="forbid", validate_by_name=False)
 
     type: str = Field(description="Job type; decides the tier (queue) the job goes to.")
     payload: dict[str, Any] = Field(description="Handler input: a JSON object.")
-    idempotencyKey: str | None = Field(
+    idempotency_key: str | None = Field(
         default=None,
         min_length=1,
         max_length=255,
@@ -140,33 +157,38 @@ class JobRequest(BaseModel):
     )
 
 
-class JobAccepted(BaseModel):
-    jobId: str
+class JobAccepted(WireModel):
+    job_id: str
     tier: str
-    statusUrl: str
+    status_url: str
 
 
-class JobStatus(BaseModel):
-    jobId: str
+class JobStatus(WireModel):
+    job_id: str
     status: JobState
     type: str | None = None
     tier: str | None = None
-    attempts: int = 0
-    submittedAt: str | None = None
-    startedAt: str | None = None
-    finishedAt: str | None = None
-    updatedAt: str | None = None
-    lastError: str | None = None
+    attempts: int = Field(default=0, ge=0)
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    last_error: str | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(WireModel):
     error: str = Field(description="Machine-readable error code.")
     reason: str = Field(description="What was wrong, for a human.")
 
 
-class Health(BaseModel):
+class Health(WireModel):
     status: Literal["ok"]
     tiers: list[str]
+
+
+def error_response(status: int, error: str, reason: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=error, reason=reason).model_dump(), status, headers=headers)
 
 
 class ApiError(Exception):
@@ -175,12 +197,12 @@ class ApiError(Exception):
         self.status, self.error, self.reason, self.headers = status, error, reason, headers or {}
 
 
-def _unavailable(what: str, exc: Exception) -> ApiError:
+def _unavailable(what: str, exc: Exception, consequence: str = "the job was not accepted") -> ApiError:
     log.warning("dependency unavailable", extra={"dependency": what, "error": str(exc)})
     return ApiError(
         503,
         "unavailable",
-        f"{what} is unreachable or failing ({type(exc).__name__}); the job was not accepted, retry later",
+        f"{what} is unreachable or failing ({type(exc).__name__}); {consequence}, retry later",
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
@@ -322,8 +344,11 @@ def _validation_reason(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid-request", "; ".join(parts)
 
 
-def _fingerprint(job_type: str, payload_json: str) -> str:
-    return hashlib.sha256(f"{job_type}\n{payload_json}".encode()).hexdigest()
+def _fingerprint(job_type: str, payload: dict[str, Any]) -> str:
+    """Canonical: the same payload with its keys in another order is the same request."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False)
+    return hashlib.sha256(f"{job_type}\n{canonical}".encode()).hexdigest()
 
 
 def _status_from_item(item: dict) -> JobStatus:
@@ -333,20 +358,67 @@ def _status_from_item(item: dict) -> JobStatus:
 
     attempts = item.get("attempts", 0)
     return JobStatus(
-        jobId=str(item["jobId"]),
+        job_id=str(item["jobId"]),
         status=item["status"],
         type=text("type"),
         tier=text("tier"),
         attempts=int(attempts) if isinstance(attempts, int | Decimal) else 0,
-        submittedAt=text("submittedAt"),
-        startedAt=text("startedAt"),
-        finishedAt=text("finishedAt"),
-        updatedAt=text("updatedAt"),
-        lastError=text("lastError"),
+        submitted_at=text("submittedAt"),
+        started_at=text("startedAt"),
+        finished_at=text("finishedAt"),
+        updated_at=text("updatedAt"),
+        last_error=text("lastError"),
     )
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 409, 413, 422, 503)}
+# The rest of a refused body is not read: the server closes the connection after answering
+# (uvicorn would otherwise keep draining it for a keep-alive request).
+CLOSE = {"Connection": "close"}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes", headers=CLOSE)
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes, chunked ones included, without reading past the limit.
+
+    A Content-Length over the limit is answered before the body is read; otherwise the bytes are
+    counted as the app receives them and the receive that crosses the limit raises BodyTooLarge
+    (a 413 through the app's HTTP error handler), so at most `limit` + one chunk is ever held.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > self.limit:
+            response = error_response(413, "payload-too-large",
+                                      f"request body of {length} bytes exceeds {self.limit}", CLOSE)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody}
+                                            for code in (400, 401, 403, 409, 413, 422, 429, 503)}
 
 
 def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
@@ -366,6 +438,27 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
     else:
         idempotency = MemoryIdempotency()
     body_limit = settings.max_payload_bytes * 2 + BODY_SLACK_BYTES
+    authenticator = Authenticator(settings.auth)
+    rate_limit = ClientRateLimit(settings.auth.rate_limit_per_client)
+
+    def caller(request: Request) -> Caller:
+        """The authenticated client of a /jobs request, within its rate limit."""
+        try:
+            who = authenticator.caller(request.headers.get("authorization"))
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="jobfleet"'} if exc.status == 401 else None
+            raise ApiError(exc.status, exc.error, exc.reason, headers) from None
+        wait = rate_limit.retry_after(who.client_id)
+        if wait > 0:
+            raise ApiError(429, "rate-limited", f"client {who.client_id[:100]!r} is over its request rate",
+                           {"Retry-After": str(max(1, round(wait + 0.5)))})
+        return who
+
+    def require(who: Caller, scope: str) -> None:
+        try:
+            authenticator.require(who, scope)
+        except AuthError as exc:
+            raise ApiError(exc.status, exc.error, exc.reason) from None
 
     app = FastAPI(
         title="JobFleet job API",
@@ -376,34 +469,25 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.error, "reason": exc.reason}, exc.status, headers=exc.headers)
+        return error_response(exc.status, exc.error, exc.reason, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         status, error, reason = _validation_reason(exc)
-        return JSONResponse({"error": error, "reason": reason}, status)
+        return error_response(status, error, reason)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        headers = getattr(exc, "headers", None)
-        return JSONResponse({"error": error, "reason": str(exc.detail)}, exc.status_code, headers=headers)
+        error = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+            exc.status_code, "http-error")
+        return error_response(exc.status_code, error, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse({"error": "internal", "reason": f"internal error ({type(exc).__name__})"}, 500)
+        return error_response(500, "internal", f"internal error ({type(exc).__name__})")
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > body_limit:
-            return JSONResponse(
-                {"error": "payload-too-large",
-                 "reason": f"request body of {length} bytes exceeds {body_limit}"},
-                413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=body_limit)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -416,7 +500,10 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
         responses={**_ERRORS, 409: {"model": ErrorBody, "description": "same idempotencyKey in flight"}},
         tags=["jobs"],
     )
-    def submit_job(job: JobRequest) -> JSONResponse:
+    # `caller` is local to this app, so it cannot be named in a (string) Annotated type.
+    def submit_job(job: JobRequest, response: Response,
+                   who: Caller = Depends(caller)) -> JobAccepted:  # noqa: B008
+        require(who, "submit")
         tier = settings.job_types.get(job.type)
         if tier is None:
             raise ApiError(
@@ -435,9 +522,12 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
                 f"payload is {size} bytes serialized; at most {limit} are accepted for {job.type!r} jobs",
             )
         job_id = str(uuid.uuid4())
-        key = job.idempotencyKey
+        # Keys are per client: one client can neither replay nor block another's submission.
+        key = job.idempotency_key
+        if key is not None and who.client_id != ANONYMOUS:
+            key = f"{who.client_id}:{key}"
         if key is not None:
-            fingerprint = _fingerprint(job.type, payload_json)
+            fingerprint = _fingerprint(job.type, job.payload)
             try:
                 existing = idempotency.claim(key, job_id, tier, fingerprint)
             except AWS_ERRORS as exc:
@@ -454,13 +544,13 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
                         "a request with this idempotencyKey is still being queued; retry shortly",
                         {"Retry-After": "1"},
                     )
-                return _accepted(existing.job_id, existing.tier, replayed=True)
+                return _accepted(response, existing.job_id, existing.tier, replayed=True)
         submitted_at = iso_now()
         try:
             if store is not None:
                 try:
                     # A fresh uuid4 has no record yet, so the submit transition applies.
-                    store.mark_submitted(job_id, job.type, tier, submitted_at)
+                    store.mark_submitted(job_id, job.type, tier, submitted_at, owner=who.client_id)
                 except AWS_ERRORS as exc:
                     raise _unavailable("the status table", exc) from None
             body = Envelope(job_id, job.type, job.payload, submitted_at).to_json()
@@ -479,26 +569,29 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
         log.info("job queued", extra={"jobId": job_id, "type": job.type, "tier": tier})
         if waker is not None:
             waker.poke(tier)  # background, rate-limited; never fails the request
-        return _accepted(job_id, tier, replayed=False)
+        return _accepted(response, job_id, tier, replayed=False)
 
     @app.get(
         "/jobs/{jobId}",
         response_model=JobStatus,
-        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
-                   503: {"model": ErrorBody}},
+        responses={code: {"model": ErrorBody} for code in (401, 403, 404, 422, 429, 501, 503)},
         tags=["jobs"],
     )
-    def job_status(jobId: str = Path(min_length=1, max_length=512)) -> JobStatus:
+    def job_status(job_id: Annotated[str, Path(alias="jobId", min_length=1, max_length=512)],
+                   who: Caller = Depends(caller)) -> JobStatus:  # noqa: B008
+        require(who, "read")
         if store is None:
             raise ApiError(501, "status-disabled", "job status tracking is off (STATUS_TABLE is not set)")
-        if jobId.startswith(IDEMPOTENCY_PREFIX):
-            raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
+        if job_id.startswith(IDEMPOTENCY_PREFIX):
+            raise ApiError(404, "not-found", f"no job {job_id[:100]!r}")
         try:
-            item = store.get(jobId)
+            item = store.get(job_id)
         except AWS_ERRORS as exc:
-            raise _unavailable("the status table", exc) from None
-        if item is None or item.get("status") not in STATES:
-            raise ApiError(404, "not-found", f"no job {jobId[:100]!r}")
+            raise _unavailable("the status table", exc, "the job's status cannot be read now") from None
+        # Another client's job answers exactly like a missing one: its existence is not revealed.
+        if (item is None or item.get("status") not in STATES
+                or not authenticator.may_read(who, item.get(OWNER))):
+            raise ApiError(404, "not-found", f"no job {job_id[:100]!r}")
         return _status_from_item(item)
 
     original_openapi = app.openapi
@@ -519,12 +612,12 @@ def create_app(settings: ApiSettings, *, sqs_client=None, dynamodb=None,
     return app
 
 
-def _accepted(job_id: str, tier: str, *, replayed: bool) -> JSONResponse:
+def _accepted(response: Response, job_id: str, tier: str, *, replayed: bool) -> JobAccepted:
     status_url = f"/jobs/{job_id}"
-    headers = {"Location": status_url}
+    response.headers["Location"] = status_url
     if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse({"jobId": job_id, "tier": tier, "statusUrl": status_url}, 202, headers=headers)
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobAccepted(job_id=job_id, tier=tier, status_url=status_url)
 
 
 def _quietly(fn, *args) -> None:

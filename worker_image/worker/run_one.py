@@ -15,6 +15,7 @@ from jobfleet_contract import environment as names
 from jobfleet_contract.envelope import parse_envelope
 from jobfleet_contract.environment import ConfigError, env_number, parse_job_timeouts
 from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import Run
 from worker.dispatch import JobContext, handler_for, is_registered
 from worker.errors import error_type_name
 from worker.isolation import ThreadExecutor
@@ -63,7 +64,10 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
         time.time() + max_seconds,
         logging.getLogger(f"worker.job.{envelope.job_type}"),
     )
-    _record(status_store, "mark_running", envelope.job_id, envelope.job_type, attempt)
+    # One Batch job is one run (its retries are attempts); the redrive generation is not passed to
+    # Batch, so the record orders this run's writes by run and attempt only.
+    run = Run(env.get(names.AWS_BATCH_JOB_ID))
+    _record(status_store, "mark_running", envelope.job_id, envelope.job_type, attempt, run=run)
     try:
         handler_for(envelope.job_type)
         ThreadExecutor().execute(envelope, ctx)
@@ -71,7 +75,7 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
         permanent = isinstance(exc, PermanentError)
         error = f"{error_type_name(exc)}: {exc}"
         log.error("job failed", extra={"jobId": envelope.job_id, "error": error, "permanent": permanent})
-        _record(status_store, "mark_failed", envelope.job_id, envelope.job_type, attempt, error)
+        _record(status_store, "mark_failed", envelope.job_id, envelope.job_type, attempt, error, run=run)
         metrics.job_outcome(
             job_id=envelope.job_id,
             job_type=envelope.job_type if is_registered(envelope.job_type) else UNKNOWN_TYPE,
@@ -84,7 +88,7 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
             error_message=str(exc),
         )
         return EXIT_PERMANENT if permanent else EXIT_FAILED
-    _record(status_store, "mark_succeeded", envelope.job_id, envelope.job_type, attempt)
+    _record(status_store, "mark_succeeded", envelope.job_id, envelope.job_type, attempt, run=run)
     metrics.job_outcome(
         job_id=envelope.job_id,
         job_type=envelope.job_type,
@@ -97,10 +101,10 @@ def run_one(envelope_text: str, status_store=None, env: Mapping[str, str] = os.e
     return EXIT_SUCCEEDED
 
 
-def _record(store, method: str, *args) -> None:
+def _record(store, method: str, *args, **kwargs) -> None:
     if store is None:
         return
     try:
-        getattr(store, method)(*args)
+        getattr(store, method)(*args, **kwargs)
     except Exception as exc:  # status is advisory; the exit code is what Batch acts on
         log.warning("status update failed", extra={"method": method, "error": str(exc)})

@@ -20,12 +20,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from jobfleet_contract.attributes import (
     DEFERRALS,
     PRIOR_ATTEMPTS,
+    REDRIVE_COUNT,
     SQS_MAX_MESSAGE_ATTRIBUTES,
     dead_letter_attributes,
     number_value,
 )
 from jobfleet_contract.envelope import Envelope, parse_envelope
 from jobfleet_contract.errors import PermanentError
+from jobfleet_contract.status import Run
 from jobfleet_contract.timestamps import iso_now
 from worker.config import WorkerConfig
 from worker.dispatch import JobContext, handler_for, is_registered
@@ -71,6 +73,11 @@ class _Held:
     running: bool = True
     released: bool = False  # handed back to SQS by the drain; a late completion must not touch it
     delete_attempts: int = 0
+
+
+def _run(held: _Held) -> Run:
+    """The run a status write comes from: this message, of the redrive generation it carries."""
+    return Run(held.message.message_id, held.message.int_attribute(REDRIVE_COUNT))
 
 
 class Worker:
@@ -290,7 +297,7 @@ class Worker:
             time.time() + (held.deadline - time.monotonic()),
             logging.getLogger(f"worker.job.{envelope.job_type}"),
         )
-        self._record_status("mark_running", envelope.job_id, envelope.job_type, attempt)
+        self._record_status("mark_running", envelope.job_id, envelope.job_type, attempt, run=_run(held))
         started = time.monotonic()
         try:
             self._executor.execute(envelope, ctx)
@@ -305,7 +312,7 @@ class Worker:
             if held.released:
                 return
             self._pending_deletes.append(held)
-        self._record_status("mark_succeeded", envelope.job_id, envelope.job_type, attempt)
+        self._record_status("mark_succeeded", envelope.job_id, envelope.job_type, attempt, run=_run(held))
         self._metrics.job_outcome(
             job_id=envelope.job_id,
             job_type=envelope.job_type,
@@ -343,7 +350,8 @@ class Worker:
         self._set_visibility_quietly(held.message, decision.delay_seconds)
         self._forget(held)
         self._record_status(
-            "mark_failed", envelope.job_id, envelope.job_type, attempt, f"{error_type_name(exc)}: {exc}"
+            "mark_failed", envelope.job_id, envelope.job_type, attempt, f"{error_type_name(exc)}: {exc}",
+            run=_run(held),
         )
         self._metrics.job_outcome(
             job_id=envelope.job_id,
@@ -401,6 +409,7 @@ class Worker:
                 envelope.job_type,
                 attempt,
                 f"{error_type_name(exc)}: {exc}",
+                run=_run(held),
             )
         self._metrics.job_outcome(
             job_id=job_id,
@@ -467,11 +476,11 @@ class Worker:
                 extra={"messageId": message.message_id, "error": str(exc)},
             )
 
-    def _record_status(self, method: str, *args) -> None:
+    def _record_status(self, method: str, *args, **kwargs) -> None:
         if self._status is None:
             return
         try:
-            getattr(self._status, method)(*args)
+            getattr(self._status, method)(*args, **kwargs)
         except Exception as exc:  # status is advisory: a DynamoDB outage must not fail or block jobs
             log.warning("status update failed", extra={"method": method, "error": str(exc)})
 

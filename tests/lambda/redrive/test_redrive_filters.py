@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redrive.filters import MessageFilter
 
-from jobfleet_contract.attributes import attributes_for_copy, redrive_count
+from jobfleet_contract.attributes import MalformedMessage, attributes_for_copy, redrive_count
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -104,12 +104,34 @@ def test_age_filter_does_not_match_a_message_without_any_time():
         ({"DataType": "Number", "StringValue": "2"}, 2),
         ({"DataType": "String", "StringValue": "3"}, 3),
         ({"DataType": "Number", "StringValue": "1.0"}, 1),
-        ({"DataType": "String", "StringValue": "lots"}, 0),
     ],
 )
 def test_redrive_count_reads_number_or_string_attributes(attribute, expected):
     extra = {} if attribute is None else {"jobfleet.redriveCount": attribute}
     assert redrive_count(message(extra=extra)) == expected
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        {"DataType": "String", "StringValue": "lots"},
+        {"DataType": "Number", "StringValue": "Infinity"},
+        {"DataType": "Number", "StringValue": "NaN"},
+        {"DataType": "Number", "StringValue": "1e999999"},
+        {"DataType": "Number", "StringValue": "-1"},
+        {"DataType": "Number", "StringValue": "1.5"},
+        {"DataType": "Binary", "BinaryValue": b"\x02"},
+    ],
+)
+def test_a_redrive_count_that_is_not_a_count_is_malformed(attribute):
+    with pytest.raises(MalformedMessage, match=r"jobfleet\.redriveCount"):
+        redrive_count(message(extra={"jobfleet.redriveCount": attribute}))
+
+
+def test_a_failed_at_at_the_end_of_the_calendar_is_malformed_not_an_overflow():
+    window = MessageFilter(older_than_seconds=60)
+    with pytest.raises(MalformedMessage, match=r"jobfleet\.failedAt"):
+        window.matches(message(failed_at="0001-01-01T00:00:00+23:59"), NOW)
 
 
 def test_copy_attributes_keep_every_attribute_and_increment_the_redrive_count():

@@ -106,5 +106,5 @@ def test_status_lists_the_dlq_move_tasks(stubbed_sqs):
 def test_an_invalid_event_touches_no_queue(stubbed_sqs):
     client, _ = stubbed_sqs
     assert redrive(client, {"tier": "critical", "dryrun": True}) == {
-        "error": "unknown event key(s) dryrun; allowed: dlqUrl, dryRun, filter, maxMessages, mode, "
-                 "ratePerSecond, targetUrl, tier"}
+        "error": "unknown event key dryrun (allowed: dlqUrl, dryRun, filter, maxMessages, mode, "
+                 "ratePerSecond, targetUrl, tier)"}

@@ -102,7 +102,7 @@ def test_dry_run_counts_but_changes_nothing(queues, dead_letter):
     result = redrive(queues, dryRun=True, filter={"types": ["report"]})
 
     assert result == {"mode": "selective", "dryRun": True, "examined": 12, "matched": 7, "moved": 0,
-                      "kept": 12, "failed": 0, "quarantined": 0, "stoppedEarly": False,
+                      "kept": 12, "failed": 0, "quarantined": 0, "malformed": 0, "stoppedEarly": False,
                       "stopReason": "drained", "remaining": 12}
     assert queues.visible_count(queues.target_url) == 0
     after = {m["MessageId"]: m for m in queues.take_all(queues.dlq_url)}
@@ -237,10 +237,11 @@ def test_a_rate_wait_longer_than_the_time_left_stops_instead(queues, dead_letter
     request = parse_event({"dlqUrl": queues.dlq_url, "targetUrl": queues.target_url,
                            "ratePerSecond": 1, "mode": "selective"}, {})
     tally = SelectiveMover(queues.sqs, request, max_redrives=None,
-                           remaining_millis=fake_context(remaining_millis=15_000).get_remaining_time_in_millis,
+                           remaining_millis=fake_context(remaining_millis=10_500).get_remaining_time_in_millis,
                            rate_limiter=TokenBucket(1, clock=lambda: 0.0), sleep=pytest.fail).run()
 
-    assert (tally.moved, tally.stop_reason, tally.remaining) == (0, "timeLimit", 20)
+    # The first copy is the burst; the second would wait 1 s with only 0.5 s to spare.
+    assert (tally.moved, tally.stop_reason, tally.remaining) == (1, "timeLimit", 19)
 
 
 def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter, moto_endpoint):
@@ -267,8 +268,10 @@ def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter
              for job in jobs}
     for job in ("dead", "retrying"):
         expires_at = int(items[job].pop("expiresAt")["N"])
+        # Generation 1: the copy's redrive count; writes of that copy's run supersede this one.
         assert items[job] == {"jobId": {"S": job}, "status": {"S": "queued"},
-                              "updatedAt": {"S": "2026-03-01T00:00:00.000Z"}}
+                              "updatedAt": {"S": "2026-03-01T00:00:00.000Z"},
+                              "attempts": {"N": "0"}, "generation": {"N": "1"}}
         # The TTL restarts: a redriven job's record lives as long as a new one's.
         assert abs(expires_at - (time.time() + 7 * 86400)) < 120
     # The contract's transition table: a finished job stays finished, none is created.

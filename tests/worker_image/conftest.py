@@ -44,6 +44,23 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
     raise AssertionError(f"condition not met within {timeout}s: {predicate}")
 
 
+@pytest.fixture()
+def status_table(moto_endpoint):
+    """A fresh job-status table on the moto server: (table name, JobStatusStore on it)."""
+    import boto3
+
+    from jobfleet_contract.status import JobStatusStore
+
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    table = boto3.resource("dynamodb", endpoint_url=moto_endpoint).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name, JobStatusStore(table, tier="test")
+
+
 @dataclass
 class Queues:
     url: str
@@ -157,7 +174,7 @@ def start_worker(moto_endpoint, tmp_path) -> Iterator[Callable[..., RunningWorke
     started: list[RunningWorker] = []
 
     def start(
-        queues: Queues, *, memory_reader=None, transport=None, jitter=None, **overrides
+        queues: Queues, *, memory_reader=None, transport=None, jitter=None, status_store=None, **overrides
     ) -> RunningWorker:
         settings = dict(
             queue_url=queues.url,
@@ -182,6 +199,7 @@ def start_worker(moto_endpoint, tmp_path) -> Iterator[Callable[..., RunningWorke
             memory_reader=memory_reader or FixedMemory(),
             protection=TaskProtection(None, 1),
             metrics=Metrics("test", stream),
+            status_store=status_store,
             **({"jitter": jitter} if jitter else {}),
         )
         result: dict = {}

@@ -17,7 +17,7 @@ import psutil
 
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.errors import PermanentError
-from worker.dispatch import JobContext, handler_for, load_handler_modules
+from worker.dispatch import JobContext, handler_for, invoke, load_handler_modules
 from worker.errors import JobTimeout, RemoteJobError, RemotePermanentError, error_type_name
 
 log = logging.getLogger("worker.isolation")
@@ -40,7 +40,7 @@ class ThreadExecutor:
 
         def run() -> None:
             try:
-                handler(envelope.payload, ctx)
+                invoke(handler, envelope.payload, ctx)
             except BaseException as exc:
                 outcome["error"] = exc
 
@@ -69,7 +69,7 @@ def _child_main(conn, handler_modules: tuple[str, ...]) -> None:
         job_id, job_type, attempt, deadline, payload = request
         ctx = JobContext(job_id, job_type, attempt, deadline, logger)
         try:
-            handler_for(job_type)(payload, ctx)
+            invoke(handler_for(job_type), payload, ctx)
             conn.send(("ok", None, None))
         except PermanentError as exc:
             conn.send(("permanent", error_type_name(exc), str(exc)))

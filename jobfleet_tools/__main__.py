@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("jobfleet_tools.summary", "stacks and resource counts of cdk.out"),
     "simulate": ("jobfleet_tools.capacity.simulate_cli", "replay a load trace: waits per tier vs objective"),
     "cost": ("jobfleet_tools.capacity.cost_cli", "monthly cost of an environment vs the single box"),
+    "image-smoke": ("jobfleet_tools.image_smoke",
+                    "run the built worker image as ECS and Batch would (CI; needs Docker)"),
 }
 PROG = "python -m jobfleet_tools"
 

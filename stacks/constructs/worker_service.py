@@ -12,6 +12,7 @@ from constructs import Construct
 from jobfleet_config.config import EnvironmentConfig, TierConfig
 from jobfleet_contract.environment import worker_environment
 from stacks.constructs.cluster import capacity_provider_strategy
+from stacks.constructs.deployment_alarms import worker_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
     add_hardened_container,
@@ -54,6 +55,7 @@ class WorkerService(Construct):
                 stop_timeout_seconds=tier.stop_timeout_seconds, status_table=status_table.table_name,
                 status_ttl_days=config.status.ttl_days, health_file=HEALTH_FILE,
             ),
+            memory_mib=tier.memory_mib,
             stop_timeout_seconds=tier.stop_timeout_seconds,
             stream_prefix=tier.name,
             health_check=ecs.HealthCheck(
@@ -87,6 +89,10 @@ class WorkerService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
+
+        # Roll a deployment back when its tasks fail their jobs or run out of memory.
+        self.deployment_alarms = worker_deployment_alarms(
+            self, "DeploymentAlarms", config=config, tier=tier, service=self.service)
 
         role = self.task_definition.task_role
         queue.grant_consume_messages(role)

@@ -10,7 +10,7 @@ ENV ?=
 # IMAGE=<registry>/<repo>@sha256:<digest>: deploy this prebuilt worker image instead of building one.
 IMAGE ?=
 
-.PHONY: setup synth test lint local clean diagram
+.PHONY: setup synth test lint local clean diagram stateful-record nag-baseline
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,17 @@ synth: $(VENV)/.runtime-installed node_modules/.installed
 # Regenerates docs/architecture.{dot,png} from the synthesized prod stage (needs graphviz `dot`).
 diagram: synth
 	$(PY) -m jobfleet_tools diagram cdk.out prod docs/architecture
+
+# Rewrites stateful_resources.json (queues, DLQs, tables, keys, buckets: logical IDs and the
+# properties whose change replaces them) and prints what changed. Only on purpose: `make test`
+# fails while the synthesized resources differ from the committed record.
+stateful-record: $(VENV)/.runtime-installed node_modules/.installed
+	$(PY) -m cdk_app.stateful_record
+
+# Rewrites nag_baseline.json (findings per rule of cdk-nag's NIST 800-53 rev5, HIPAA, PCI DSS 3.2.1
+# and Serverless packs, report mode) and prints what changed. `make test` fails when a rule grows.
+nag-baseline: $(VENV)/.runtime-installed node_modules/.installed
+	$(PY) -m cdk_app.nag_report
 
 # mypy: strict on jobfleet_contract and jobfleet_config, checked bodies everywhere else (pyproject.toml).
 lint: $(VENV)/.dev-installed

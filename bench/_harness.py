@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import os
 import resource
 import socket
@@ -16,28 +16,49 @@ from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 
 
-def start_moto() -> tuple[ThreadedMotoServer, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per SQS call otherwise
-    endpoint = f"http://127.0.0.1:{port}"
+class MotoProcess:
+    """The moto server in a process of its own: sharing the benchmark's process (and so its GIL) with the
+    feeder and the counting proxy would make the emulator slower still, and its cost the thing measured."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self.stop()
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+
+def start_moto() -> tuple[MotoProcess, str]:
+    server = MotoProcess()
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
-        AWS_ENDPOINT_URL=endpoint,
+        AWS_ENDPOINT_URL=server.endpoint,
     )
-    return server, endpoint
+    return server, server.endpoint
 
 
 def make_queue(sqs, visibility_timeout: int = 60) -> tuple[str, str]:
@@ -49,54 +70,56 @@ def make_queue(sqs, visibility_timeout: int = 60) -> tuple[str, str]:
     return url, dlq
 
 
-def fill(sqs, queue_url: str, count: int, job_type: str, payload: dict) -> None:
-    for start in range(0, count, 10):
-        fill_range(sqs, queue_url, start, min(10, count - start), job_type, payload)
+def envelopes(count: int, job_type: str | Callable[[int], str], payload: dict) -> list[str]:
+    """``count`` JobFleet envelopes; ``job_type`` may be a function of the job's number (mixed workloads)."""
+    return [
+        json.dumps(
+            {
+                "jobId": f"job-{i}",
+                "type": job_type(i) if callable(job_type) else job_type,
+                "payload": payload,
+                "submittedAt": "2024-05-01T12:00:00Z",
+            }
+        )
+        for i in range(count)
+    ]
 
 
-def feed(sqs, queue_url: str, count: int, job_type: str, payload: dict, depth: int = 100) -> threading.Thread:
-    """Send ``count`` messages from a background thread, keeping about ``depth`` visible.
+def fill(sqs, queue_url: str, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        send_batch(sqs, queue_url, bodies[start : start + 10])
 
-    moto's SQS costs O(queue length) per call, so a 2,000-deep queue would make the emulator, not the
-    consumer, the thing measured; a bounded backlog keeps its per-call cost flat for both contenders.
+
+def feed(sqs, queue_url: str, bodies: list[str], depth: int = 30) -> threading.Thread:
+    """Send ``bodies`` from a background thread, keeping about ``depth`` visible.
+
+    moto's SQS costs O(queue length) per call (a ReceiveMessage on a 100-deep queue took ~0.5 s here),
+    so a deep queue would make the emulator, not the consumer, the thing measured; a short bounded
+    backlog (more than JobFleet's and Celery's 16 slots + one receive) keeps its per-call cost low and
+    flat for every contender.
     """
 
     def run() -> None:
         sent = 0
-        while sent < count:
+        while sent < len(bodies):
             attrs = sqs.get_queue_attributes(
                 QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
             )
             if int(attrs["Attributes"]["ApproximateNumberOfMessages"]) >= depth:
-                time.sleep(0.02)
+                time.sleep(0.2)  # moto shares its process (and GIL) with this feeder: poll it gently
                 continue
-            batch = min(10, count - sent)
-            fill_range(sqs, queue_url, sent, batch, job_type, payload)
-            sent += batch
+            send_batch(sqs, queue_url, bodies[sent : sent + 10])
+            sent += 10
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
 
 
-def fill_range(sqs, queue_url: str, first: int, count: int, job_type: str, payload: dict) -> None:
-    """One SendMessageBatch (``count`` <= 10) of jobs numbered from ``first``."""
+def send_batch(sqs, queue_url: str, bodies: list[str]) -> None:
+    """One SendMessageBatch (<= 10 bodies)."""
     sqs.send_message_batch(
-        QueueUrl=queue_url,
-        Entries=[
-            {
-                "Id": str(i),
-                "MessageBody": json.dumps(
-                    {
-                        "jobId": f"job-{first + i}",
-                        "type": job_type,
-                        "payload": payload,
-                        "submittedAt": "2024-05-01T12:00:00Z",
-                    }
-                ),
-            }
-            for i in range(count)
-        ],
+        QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
     )
 
 
@@ -130,23 +153,94 @@ def child_or_main(child: Callable[[str, str, str], None], main: Callable[[], Non
         main()
 
 
-def counted_sqs_client():
-    """An SQS client that counts its API calls (the figure that drives the SQS bill)."""
-    from worker.transport import sqs_client
-
-    client = sqs_client()
-    calls = {"count": 0}
-
-    def count(**_kwargs):
-        calls["count"] += 1
-
-    client.meta.events.register("before-call.sqs", count)
-    return client, calls
-
-
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def sqs_client():
-    return boto3.client("sqs", region_name=REGION)
+def sqs_client(endpoint_url: str | None = None):
+    return boto3.client("sqs", region_name=REGION, endpoint_url=endpoint_url)
+
+
+class CountingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the moto server that counts the SQS API calls through it.
+
+    Every contender's consumer is pointed at the proxy (its endpoint and queue URL), the feeder talks to
+    moto directly, so the count is the consumer's calls only, taken the same way for every client
+    (boto3 or kombu's pycurl alike)."""
+
+    def __init__(self, target: str) -> None:
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target_host = urlsplit(target).netloc
+        proxy = self
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                action = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2] or _query_action(body)
+                with proxy._lock:
+                    proxy.calls[action] = proxy.calls.get(action, 0) + 1
+                upstream = http.client.HTTPConnection(target_host, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "server",
+                        "date",
+                    ):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                # The contender may exit mid-poll (Celery's child ends with os._exit).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+                upstream.close()
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def take(self) -> dict[str, int]:
+        """The calls counted since the last take, by action."""
+        with self._lock:
+            calls, self.calls = self.calls, {}
+        return calls
+
+    def route(self, queue_url: str) -> str:
+        """The same queue, addressed through this proxy."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(queue_url)
+        return f"{self.url}{parts.path}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def _query_action(body: bytes) -> str:
+    from urllib.parse import parse_qs
+
+    return parse_qs(body.decode(errors="replace")).get("Action", ["?"])[0]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -17,6 +17,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk
 import cdk_nag
+from aws_cdk import region_info
 
 from cdk_app.stage import JobFleetStage
 from jobfleet_config.config import (
@@ -32,7 +33,28 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def select_environments(requested: str | None, directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
-    return [load_environment(requested, directory)] if requested else load_all(directory)
+    configs = [load_environment(requested, directory)] if requested else load_all(directory)
+    for config in configs:
+        _check_region(config, directory)
+    return configs
+
+
+def _check_region(config: EnvironmentConfig, directory: Path) -> None:
+    """A pinned region must be one aws-cdk-lib knows: the ALB log-delivery account (and whether the
+    region has one) is resolved from its region table at synth; an unknown region would only fail
+    at deploy. (Env-agnostic stages carry the table as a mapping and need no check.)"""
+    region = config.app.region
+    if region and region not in {r.name for r in region_info.RegionInfo.regions}:
+        raise ConfigError(str(directory / f"{config.name}.toml"), "app.region", region,
+                          f"a region aws-cdk-lib {cdk_version()} knows (its ALB log-delivery "
+                          "account is resolved per region at synth); upgrade aws-cdk-lib for a "
+                          "newer region, or leave app.region empty (env-agnostic)")
+
+
+def cdk_version() -> str:
+    from importlib.metadata import version
+
+    return version("aws-cdk-lib")
 
 
 def add_environments(app: cdk.App, configs: list[EnvironmentConfig]) -> list[JobFleetStage]:

@@ -34,7 +34,7 @@ class JobFleetStage(cdk.Stage):
                                     tier_queues=self.stateful.tier_queues,
                                     status_table=self.stateful.status_table,
                                     **stack_props("compute"))
-        # Batch tier (AWS Batch Spot fed by a pipe); only when a tier has runtime = "batch".
+        # Batch tier (AWS Batch Spot fed by a submitter function); only when a tier has runtime = "batch".
         self.batch: BatchStack | None = None
         if config.batch_tiers:
             self.batch = BatchStack(self, "Batch", config=config, vpc=self.network.vpc,

@@ -59,6 +59,16 @@ VISIBILITY_MARGIN_SECONDS = 60
 # each byte of the (JSON-serialized) payload can cost two (an escaped quote or backslash) and
 # 14 KiB leaves room for that, the envelope's other fields and the job queue/definition ARNs.
 BATCH_MAX_PAYLOAD_BYTES = 14_336
+# Control Tower proactive controls that follow from a config value; an environment that sets such a
+# value below the control has to waive the control in [guard] waivers, with its reason.
+LOG_RETENTION_CONTROL = "CT.CLOUDWATCH.PR.2"  # log groups kept at least a year
+LOG_ENCRYPTION_CONTROL = "CT.CLOUDWATCH.PR.3"  # log groups encrypted with a customer-managed key
+HTTPS_REDIRECT_CONTROL = "CT.ELASTICLOADBALANCING.PR.1"  # HTTP listeners only redirect to HTTPS
+DELETION_PROTECTION_CONTROL = "CT.ELASTICLOADBALANCING.PR.5"  # ALB deletion protection
+WAIVABLE_CONTROLS = (LOG_RETENTION_CONTROL, LOG_ENCRYPTION_CONTROL, HTTPS_REDIRECT_CONTROL,
+                     DELETION_PROTECTION_CONTROL)
+GUARD_MIN_RETENTION_DAYS = 365
+MIN_WAIVER_REASON_CHARS = 40
 # Graviton EC2 classes (m7g, c6gn, r8gd, x2gd, ...): the batch tier's architecture decides which fit.
 _ARM_INSTANCE_CLASS = r"^[a-z]+\d+g"
 
@@ -116,8 +126,12 @@ class AppConfig:
                         doc="AWS region; empty = env-agnostic synth.")
     removal_policy: str = _spec("str", default="retain", choices=("retain", "destroy"),
                                 doc="What stack deletion does to queues, tables and buckets.")
-    log_retention_days: int = _spec("int", default=30, choices=LOG_RETENTION_DAYS,
-                                    doc="Retention of every log group the app creates.")
+    log_retention_days: int = _spec("int", default=365, choices=LOG_RETENTION_DAYS,
+                                    doc="Retention of every log group the app creates "
+                                        "(below 365: waive CT.CLOUDWATCH.PR.2).")
+    log_encryption: str = _spec("str", default="kms", choices=("kms", "cloudwatch"),
+                                doc="Log groups encrypted with a customer-managed key per stack, or "
+                                    "CloudWatch's own keys (waive CT.CLOUDWATCH.PR.3).")
 
     @property
     def retain(self) -> bool:
@@ -131,8 +145,9 @@ class NetworkConfig:
     max_azs: int = _spec("int", default=2, minimum=2, maximum=3, doc="Availability zones used.")
     nat_gateways: int = _spec("int", default=2, minimum=1, maximum=3,
                               doc="NAT gateways (1 = cheap, one per AZ = no cross-AZ dependency).")
-    flow_log_retention_days: int = _spec("int", default=30, choices=LOG_RETENTION_DAYS,
-                                         doc="Retention of the VPC flow log group.")
+    flow_log_retention_days: int = _spec("int", default=365, choices=LOG_RETENTION_DAYS,
+                                         doc="Retention of the VPC flow log group "
+                                             "(below 365: waive CT.CLOUDWATCH.PR.2).")
     vpc_id: str = _spec("str", default="", pattern=r"^vpc-[0-9a-f]{8,17}$|^$",
                         doc="Import this existing VPC instead of creating one (needs account and region).")
     vpc_endpoints: bool = _spec("bool", default=False,
@@ -165,12 +180,15 @@ class ApiConfig:
                                  pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$|^$",
                                  doc="ACM certificate for HTTPS; empty = deploy-time parameter.")
     allow_plain_http: bool = _spec("bool", default=False,
-                                   doc="Serve plain HTTP without a certificate (dev only).")
+                                   doc="Serve plain HTTP without a certificate (dev only; waive "
+                                       "CT.ELASTICLOADBALANCING.PR.1).")
     idle_timeout_seconds: int = _spec("int", default=60, minimum=1, maximum=4000,
                                       doc="ALB idle timeout.")
     health_check_path: str = _spec("str", default="/healthz", pattern=r"^/[A-Za-z0-9/_.-]*$",
                                    doc="Target group health-check path.")
-    deletion_protection: bool = _spec("bool", default=True, doc="ALB deletion protection.")
+    deletion_protection: bool = _spec("bool", default=True,
+                                      doc="ALB deletion protection (false: waive "
+                                          "CT.ELASTICLOADBALANCING.PR.5).")
     access_log_expiry_days: int = _spec("int", default=90, minimum=1, maximum=3650,
                                         doc="Days ALB access logs are kept.")
     max_payload_bytes: int = _spec("int", default=65536, minimum=1024, maximum=200_000,
@@ -326,6 +344,10 @@ class AlarmsConfig:
                                         doc="p95 target response time that alarms.")
     batch_failed_jobs_threshold: int = _spec("int", default=1, minimum=1, maximum=100000,
                                              doc="Failed Batch jobs per hour that alarm.")
+    deployment_failed_jobs_percent: int = _spec(
+        "int", default=50, minimum=1, maximum=100,
+        doc="Share of a tier's finished jobs failing (3 minutes in a row) that rolls a worker "
+            "deployment back.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,6 +356,10 @@ class RedriveConfig:
                               doc="Redrives after which a message stays quarantined in its DLQ.")
     timeout_seconds: int = _spec("int", default=300, minimum=30, maximum=900,
                                  doc="Redrive Lambda timeout.")
+    reserved_concurrency: int = _spec(
+        "int", default=1, minimum=0, maximum=1,
+        doc="1 = one redrive at a time (reserved concurrency; the deploy fails where the account's "
+            "Lambda concurrency quota is 10); 0 = no reservation, operators serialize redrives.")
     scheduled_tiers: tuple[str, ...] = _spec("list[str]", default=[], pattern=_TIER_NAME,
                                              doc="Tiers redriven automatically every hour.")
     scheduled_error_types: tuple[str, ...] = _spec("list[str]", default=[],
@@ -381,6 +407,14 @@ class StatusConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class GuardConfig:
+    waivers: Mapping[str, str] = _spec(
+        "table[str]", default={}, choices=WAIVABLE_CONTROLS, minimum=MIN_WAIVER_REASON_CHARS,
+        doc="Control Tower controls this environment's settings fail on purpose: control id -> "
+            "reason (tests/stacks/test_guard.py runs the controls).")
+
+
+@dataclasses.dataclass(frozen=True)
 class CapacityConfig:
     """Assumptions of the capacity simulator and cost estimate (jobfleet_tools.capacity); not deployed."""
 
@@ -416,6 +450,7 @@ class EnvironmentConfig:
     alarms: AlarmsConfig
     redrive: RedriveConfig
     status: StatusConfig
+    guard: GuardConfig
     capacity: CapacityConfig
     results: ResultsConfig = ResultsConfig()
     events: EventsConfig = EventsConfig()
@@ -476,6 +511,7 @@ _SECTIONS: dict[str, type] = {
     "app": AppConfig, "network": NetworkConfig, "queues": QueuesConfig, "api": ApiConfig,
     "auth": AuthConfig,
     "batch": BatchConfig, "alarms": AlarmsConfig, "redrive": RedriveConfig, "status": StatusConfig,
+    "guard": GuardConfig,
     "capacity": CapacityConfig,
     "results": ResultsConfig, "events": EventsConfig,
 }
@@ -530,11 +566,17 @@ def describe_fields() -> dict[str, list[tuple[str, str, Any, str]]]:
     for section, cls in sections.items():
         rows = []
         for f in dataclasses.fields(cls):
-            default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
-                       else None if f.default is dataclasses.MISSING else f.default)
+            default = _default(f)
             rows.append((f.name, f.metadata["kind"], default, f.metadata["doc"]))
         result[section] = rows
     return result
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value, None for a required field."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _display(path: Path) -> str:
@@ -638,6 +680,17 @@ def _check_value(value: Any, rule: Mapping[str, Any], path: str, file: str) -> A
     def fail(allowed: str | None = None) -> None:
         raise ConfigError(file, path, value, allowed or _describe_rule(rule))
 
+    if kind == "table[str]":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            fail("a table of strings")
+        for key, text in value.items():
+            if rule["choices"] is not None and key not in rule["choices"]:
+                raise ConfigError(file, f"{path}.{key}", text,
+                                  f"a key from {', '.join(rule['choices'])}")
+            if len(text.strip()) < rule["min"]:
+                raise ConfigError(file, f"{path}.{key}", text,
+                                  f"a specific reason of at least {rule['min']} characters")
+        return dict(value)
     if kind not in ("str", "int", "float", "bool", "list[str]"):
         try:
             return rule["check"](value)
@@ -682,7 +735,7 @@ def _check_value(value: Any, rule: Mapping[str, Any], path: str, file: str) -> A
 
 def _describe_rule(rule: Mapping[str, Any]) -> str:
     kind = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
-            "list[str]": "a list of strings"}[rule["kind"]]
+            "list[str]": "a list of strings", "table[str]": "a table of strings"}[rule["kind"]]
     if rule["choices"] is not None:
         return f"{kind}, one of {', '.join(map(str, rule['choices']))}"
     parts = [kind]
@@ -790,12 +843,46 @@ def _check_consistency(config: EnvironmentConfig, where: Where) -> None:
         raise ConfigError(where("redrive.scheduled_tiers"), "redrive.scheduled_error_types",
                           list(config.redrive.scheduled_error_types),
                           "at least one error type when redrive.scheduled_tiers is set")
+    _check_guard_waivers(config, where)
     if config.batch_tiers:
         _check_batch(config, where)
     if config.batch_tiers and config.batch.on_demand_max_vcpus > config.batch.max_vcpus * 4:
         raise ConfigError(where("batch.on_demand_max_vcpus"), "batch.on_demand_max_vcpus",
                           config.batch.on_demand_max_vcpus,
                           f"at most 4 x batch.max_vcpus ({config.batch.max_vcpus * 4})")
+
+
+def guard_waivers_needed(config: EnvironmentConfig) -> dict[str, tuple[str, Any]]:
+    """{control: (field, value)}: the Control Tower controls this config's values fail."""
+    needed: dict[str, tuple[str, Any]] = {}
+    if config.app.log_retention_days < GUARD_MIN_RETENTION_DAYS:
+        needed[LOG_RETENTION_CONTROL] = ("app.log_retention_days", config.app.log_retention_days)
+    elif (config.network.flow_log_retention_days < GUARD_MIN_RETENTION_DAYS
+          and not config.network.vpc_id):
+        needed[LOG_RETENTION_CONTROL] = ("network.flow_log_retention_days",
+                                         config.network.flow_log_retention_days)
+    if config.app.log_encryption != "kms":
+        needed[LOG_ENCRYPTION_CONTROL] = ("app.log_encryption", config.app.log_encryption)
+    if config.api.allow_plain_http and not config.api.certificate_arn:
+        needed[HTTPS_REDIRECT_CONTROL] = ("api.allow_plain_http", True)
+    if not config.api.deletion_protection:
+        needed[DELETION_PROTECTION_CONTROL] = ("api.deletion_protection", False)
+    return needed
+
+
+def _check_guard_waivers(config: EnvironmentConfig, where: Where) -> None:
+    """A value below a Control Tower control needs a waiver; a waiver needs such a value."""
+    needed = guard_waivers_needed(config)
+    for control, (field, value) in needed.items():
+        if control not in config.guard.waivers:
+            raise ConfigError(where(field), field, value,
+                              f"a value that passes Control Tower's {control}, or a waiver with its "
+                              f"reason in [guard] waivers (\"{control}\" = \"...\")")
+    for control in config.guard.waivers:
+        if control not in needed:
+            path = f"guard.waivers.{control}"
+            raise ConfigError(where("guard.waivers"), path, config.guard.waivers[control],
+                              "no waiver: no setting of this environment fails that control")
 
 
 def _check_batch(config: EnvironmentConfig, where: Where) -> None:

@@ -19,10 +19,6 @@ ATTEMPT = "jobfleet.attempt"
 WORKER_ID = "jobfleet.workerId"
 FAILED_AT = "jobfleet.failedAt"
 JOB_TYPE = "jobfleet.jobType"
-# Bookkeeping of one pass through the source queue (breaker deferrals re-send the job as a new
-# message); dropped when dead-lettering so that a redriven job starts with a fresh attempt budget.
-PRIOR_ATTEMPTS = "jobfleet.priorAttempts"
-DEFERRALS = "jobfleet.deferrals"
 # Maintained by the redrive: how many times the message has been sent back to its queue.
 REDRIVE_COUNT = "jobfleet.redriveCount"
 
@@ -71,7 +67,7 @@ def dead_letter_attributes(
         JOB_TYPE: job_type,
     }
     attributes = {name: string_value(value) for name, value in reason.items()}
-    kept = [name for name in original if name not in attributes and name not in (PRIOR_ATTEMPTS, DEFERRALS)]
+    kept = [name for name in original if name not in attributes]
     kept.sort(key=lambda name: not name.startswith(PREFIX))
     room = SQS_MAX_MESSAGE_ATTRIBUTES - len(attributes)
     for name in kept[:room]:

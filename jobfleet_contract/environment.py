@@ -68,6 +68,10 @@ RESULTS_INLINE_MAX_BYTES = "RESULTS_INLINE_MAX_BYTES"
 RESULTS_URL_SECONDS = "RESULTS_URL_SECONDS"
 JOB_EVENT_BUS = "JOB_EVENT_BUS"
 JOBFLEET_ENVIRONMENT = "JOBFLEET_ENVIRONMENT"
+# `python -m worker health`
+HEALTH_MAX_AGE_SECONDS = "HEALTH_MAX_AGE_SECONDS"
+# Set by ECS and Lambda themselves; boto3 reads only AWS_DEFAULT_REGION (see aws_region).
+AWS_REGION = "AWS_REGION"
 # Read by a library the runtime uses, not by its own parser.
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 READ_BY_LIBRARIES = frozenset({AWS_DEFAULT_REGION, POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL})
@@ -149,6 +153,12 @@ def status_table_settings(env: Mapping[str, str], default_ttl_days: float) -> tu
     """(STATUS_TABLE or None when tracking is off, STATUS_TTL_DAYS)."""
     ttl_days = env_number(env, STATUS_TTL_DAYS, default_ttl_days, minimum=1, maximum=3650)
     return env.get(STATUS_TABLE) or None, ttl_days
+
+
+def aws_region(env: Mapping[str, str]) -> str | None:
+    """The region for AWS clients: boto3 reads only AWS_DEFAULT_REGION, while ECS, Lambda and most
+    tooling set AWS_REGION; the latter wins when both are set."""
+    return env.get(AWS_REGION) or env.get(AWS_DEFAULT_REGION) or None
 
 
 def parse_wake_services(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:

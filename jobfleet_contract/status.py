@@ -68,6 +68,7 @@ class Transition(Enum):
     SUCCEED = "succeed"
     DEAD_LETTER = "dead-letter"
     REDRIVE = "redrive"  # a dead-lettered/failed job's copy went back to its queue
+    RELEASE = "release"  # a draining worker handed a running job's message back to its queue
 
 
 _ACTIVE = frozenset({NEW, QUEUED, RUNNING, FAILED})
@@ -78,6 +79,8 @@ TRANSITIONS: Mapping[Transition, tuple[str, frozenset[str | None]]] = {
     Transition.FAIL: (FAILED, _ACTIVE),
     Transition.SUCCEED: (SUCCEEDED, _ACTIVE),
     Transition.DEAD_LETTER: (DEAD_LETTERED, _ACTIVE),
+    # Only the attempt that is running may hand itself back (same run, attempts never go back).
+    Transition.RELEASE: (QUEUED, frozenset({RUNNING})),
     # Never creates an item (a job without a record stays without one), never reopens a success.
     Transition.REDRIVE: (QUEUED, frozenset({DEAD_LETTERED, FAILED})),
 }
@@ -108,7 +111,8 @@ class Recorded:
     attempts: int = 0
 
 
-_WORKER = frozenset({Transition.START, Transition.FAIL, Transition.SUCCEED, Transition.DEAD_LETTER})
+_WORKER = frozenset({Transition.START, Transition.FAIL, Transition.SUCCEED, Transition.DEAD_LETTER,
+                     Transition.RELEASE})
 
 
 def decide(recorded: Recorded, transition: Transition, run: Run = Run(), attempt: int = 0,
@@ -239,6 +243,12 @@ class JobStatusStore:
         return self._apply(job_id, Transition.DEAD_LETTER, _Write(
             {TYPE: job_type, TIER: self._tier, ATTEMPTS: attempt, LAST_ERROR: error[:ERROR_LIMIT],
              FINISHED_AT: self._now()}), run, attempt)
+
+    def mark_released(self, job_id: str, job_type: str, attempt: int, run: Run | None = None) -> bool:
+        """A draining worker handed the running attempt's message back: queued until it is received
+        again. Refused once a later attempt (or another run) wrote: its state is newer."""
+        return self._apply(job_id, Transition.RELEASE, _Write(
+            {TYPE: job_type, TIER: self._tier, ATTEMPTS: attempt}), run, attempt)
 
     def mark_redriven(self, job_id: str, generation: int) -> bool:
         """The redrive sent the job's copy back as redrive ``generation`` (the copy's

@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("jobfleet_tools.capacity.simulate_cli", "replay a load trace: waits per tier vs objective"),
     "cost": ("jobfleet_tools.capacity.cost_cli", "monthly cost of an environment vs the single box"),
     "platforms": ("jobfleet_tools.platforms", "image platforms an environment runs (for Buildx)"),
+    "image-smoke": ("jobfleet_tools.image_smoke",
+                    "run the built worker image as ECS and Batch would (CI; needs Docker)"),
 }
 PROG = "python -m jobfleet_tools"
 

@@ -2,13 +2,13 @@
 
 One stack per environment for every tier whose runtime is "batch" (the stage creates it only when
 there is one). The compute environments are shared; each batch tier gets its own job queue, job
-definition, feed pipe and failure route:
+definition, feed (submitter function) and failure route:
 
-    SQS tier queue --Pipe (SubmitJob, envelope as a parameter)--> job queue
+    SQS tier queue --submitter Lambda (SubmitJob, envelope as a parameter)--> job queue
         --> Spot compute (order 1), on-demand fallback (order 2) --> `python -m worker run-one`
     Batch Job State Change FAILED --rule--> tier DLQ ({"envelope": ..., "failure": ...})
 
-`tiers` holds every batch tier's job queue, job definition, pipe and failure rule (the operations
+`tiers` holds every batch tier's job queue, job definition, feed and failure rule (the operations
 stack alarms on each); `job_queue`, `job_definition` and `failure_rule` are the first batch tier's.
 Construct IDs ("Compute", "Tier-<name>" with "JobQueue", "Job", "Feed", "Failures") are frozen.
 """
@@ -28,18 +28,17 @@ from constructs import Construct
 from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.batch_compute import BatchCompute, runnable_time_limits
 from stacks.constructs.batch_failure_route import BatchFailureRoute
-from stacks.constructs.batch_feed_pipe import BatchFeedPipe
+from stacks.constructs.batch_feed import BatchFeed
 from stacks.constructs.batch_job_definition import BatchJobDefinition
 from stacks.constructs.team_workload import container_image
 from stacks.constructs.tier_queue import TierQueue
-from stacks.retention import removal_policy
 
 
 @dataclass(frozen=True)
 class BatchTier:
     job_queue: batch.JobQueue
     job_definition: batch.EcsJobDefinition
-    pipe: BatchFeedPipe
+    feed: BatchFeed
     failure_rule: events.Rule
 
 
@@ -69,16 +68,15 @@ class BatchStack(cdk.Stack):
             job = BatchJobDefinition(scope_, "Job", config=config, tier=tier,
                                      status_table=status_table, key=key, image=image)
             queues = tier_queues[tier.name]
-            pipe = BatchFeedPipe(
-                scope_, "Feed", pipe_name=config.resource_name(tier.name, "feed"),
-                queue=queues.queue, key=key, job_queue=job_queue,
-                job_definition=job.job_definition, job_name=name,
-                log_retention_days=config.app.log_retention_days, removal_policy=removal_policy(config.app))
+            feed = BatchFeed(
+                scope_, "Feed", function_name=config.resource_name(tier.name, "feed"),
+                queue=queues.queue, job_queue=job_queue,
+                job_definition=job.job_definition, job_name=name, config=config)
             failures = BatchFailureRoute(
                 scope_, "Failures", rule_name=config.resource_name(tier.name, "failed"),
                 job_queue=job_queue, dead_letter_queue=queues.dead_letter_queue, key=key)
             self.tiers[tier.name] = BatchTier(job_queue=job_queue, job_definition=job.job_definition,
-                                              pipe=pipe, failure_rule=failures.rule)
+                                              feed=feed, failure_rule=failures.rule)
             cdk.CfnOutput(self, f"{tier.name}-JobQueueArn", value=job_queue.job_queue_arn,
                           description=f"{tier.name} tier Batch job queue ARN")
 

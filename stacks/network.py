@@ -8,9 +8,9 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
-from stacks.checkov import project_log_group
 from stacks.constructs.vpc_endpoints import VpcEndpoints
-from stacks.retention import log_retention
+from stacks.logs import project_log_group
+from stacks.nag import acknowledge_report
 
 
 class NetworkStack(cdk.Stack):
@@ -28,17 +28,20 @@ class NetworkStack(cdk.Stack):
             max_azs=net.max_azs,
             nat_gateways=net.nat_gateways,
             subnet_configuration=[
+                # Only the ALB and the NAT gateways (Elastic IPs) live here: nothing launched in
+                # these subnets needs an automatic public IP.
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
-                                        cidr_mask=24),
+                                        cidr_mask=24, map_public_ip_on_launch=False),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
                                         cidr_mask=22),
             ],
         )
-        flow_logs = project_log_group(
-            self, "FlowLogs",
-            retention=log_retention(net.flow_log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        acknowledge_report(vpc, "VPCNoUnrestrictedRouteToIGW",
+                           "Only the public subnets route 0.0.0.0/0 to the internet gateway: they "
+                           "hold the internet-facing ALB and the NAT gateways; every task is private.")
+        flow_logs = project_log_group(self, "FlowLogs", config=config,
+                                      retention_days=net.flow_log_retention_days,
+                                      removal_policy=cdk.RemovalPolicy.DESTROY)
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.ALL)
         self.vpc = vpc

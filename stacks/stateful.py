@@ -14,6 +14,7 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
+from stacks.constructs.keys import deny_grants_except_for_aws_resources
 from stacks.constructs.results_bucket import ResultsBucket
 from stacks.constructs.tier_queue import TierQueue
 from stacks.retention import removal_policy
@@ -34,6 +35,7 @@ class StatefulStack(cdk.Stack):
                 enable_key_rotation=True,
                 removal_policy=removal,
             )
+            deny_grants_except_for_aws_resources(self.key)
 
         self.tier_queues: dict[str, TierQueue] = {}
         for tier in config.tiers:

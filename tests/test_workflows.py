@@ -56,6 +56,17 @@ def test_pull_request_runs_the_suite_synth_and_diff():
     assert any("configure-aws-credentials" in step.get("uses", "") for step in diff["steps"])
 
 
+def test_pull_request_lints_builds_and_smoke_runs_the_image():
+    steps = _load("pull-request.yml")["jobs"]["image"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    assert any(r.startswith(".venv/bin/hadolint worker_image/Dockerfile") for r in runs)
+    build = next(i for i, r in enumerate(runs) if r.startswith("docker build"))
+    smoke = next(i for i, r in enumerate(runs) if "-m jobfleet_tools image-smoke" in r)
+    assert build < smoke and "--platform linux/amd64" in runs[build]
+    # The build context is the repository root (the image ships jobfleet_contract too).
+    assert runs[build].endswith("--file worker_image/Dockerfile --tag jobfleet-worker:ci .")
+
+
 def test_deploy_promotes_dev_then_staging_then_prod():
     workflow = _load("deploy.yml")
     assert _on(workflow)["push"]["branches"] == ["main"]

@@ -9,7 +9,7 @@ group:
 
 - the job API (``python -m worker api``), with the environment variables the compute stack sets;
 - one worker (``python -m worker run``) per service tier, with the ECS task's environment variables;
-- for each batch tier, a poller standing in for EventBridge Pipes + AWS Batch: it receives from the
+- for each batch tier, a poller standing in for the feed function + AWS Batch: it receives from the
   batch queue and runs ``python -m worker run-one`` per message. Exit 0 deletes the message; exit 2
   (permanent) or a failure on the tier's last allowed attempt moves it to the DLQ with the worker's
   reason attributes (``jobfleet.errorType``, ...); other failures retry after the worker's backoff.

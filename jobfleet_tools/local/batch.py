@@ -1,4 +1,4 @@
-"""Local mode's stand-in for EventBridge Pipes + AWS Batch on one batch tier: receive from the batch
+"""Local mode's stand-in for the feed function + AWS Batch on one batch tier: receive from the batch
 queue, run `python -m worker run-one` per message with the Batch job definition's environment; exit 0
 deletes the message, exit 2 or a failure on the tier's last allowed attempt dead-letters it with the
 worker's reason attributes, other failures retry after the worker's backoff."""
@@ -44,7 +44,7 @@ BATCH_PARALLEL = 2  # run-one processes at once per batch tier (AWS Batch runs m
 
 
 class BatchPoller:
-    """Stands in for EventBridge Pipes + AWS Batch on one batch tier: one run-one process per message."""
+    """Stands in for the feed function + AWS Batch on one batch tier: one run-one process per message."""
 
     def __init__(self, aws: LocalAws, config: EnvironmentConfig, tier: TierConfig, *,
                  handlers: tuple[str, ...], completion: LocalCompletion, run_dir: Path, out: Output,

@@ -17,6 +17,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.constructs.keys import deny_grants_except_for_aws_resources
+
 Comparison = cloudwatch.ComparisonOperator
 Missing = cloudwatch.TreatMissingData
 
@@ -48,6 +50,7 @@ class AlarmTopic(Construct):
             resources=["*"],  # in a key policy, "*" means this key
             conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
         ))
+        deny_grants_except_for_aws_resources(self.key)
         self.topic = sns.Topic(
             self, "Topic",
             topic_name=topic_name,

@@ -22,9 +22,9 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from jobfleet_contract.environment import ApiAuth, auth_scopes
-from stacks.checkov import project_log_group
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
+from stacks.retention import removal_policy
 
 # Scope names on the resource server; tokens carry them as `<audience>/<name>` (auth_scopes).
 SCOPES = {"submit": "submit", "read": "read", "readAny": "read-any"}
@@ -122,9 +122,8 @@ class ApiFirewall(Construct):
         wafv2.CfnWebACLAssociation(self, "Association", resource_arn=load_balancer.load_balancer_arn,
                                    web_acl_arn=self.web_acl.attr_arn)
         # WAF only delivers to log groups whose name starts with aws-waf-logs-.
-        self.log_group = project_log_group(
-            self, "Logs", log_group_name=f"aws-waf-logs-{name}",
-            retention=log_retention(config.app.log_retention_days), removal_policy=removal_policy(config.app))
+        self.log_group = project_log_group(self, "Logs", config=config,
+                                           log_group_name=f"aws-waf-logs-{name}")
         wafv2.CfnLoggingConfiguration(
             self, "Logging", resource_arn=self.web_acl.attr_arn,
             log_destination_configs=[self.log_group.log_group_arn])

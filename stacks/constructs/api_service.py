@@ -12,6 +12,7 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from jobfleet_contract.environment import ApiAuth, api_environment, api_results_environment
+from stacks.constructs.deployment_alarms import api_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
     add_hardened_container,
@@ -70,6 +71,7 @@ class ApiService(Construct):
                 wake_interval_seconds=api.wake_interval_seconds,
                 to_json=stack.to_json_string, auth=auth,
             ) | result_settings,
+            memory_mib=api.memory_mib,
             stop_timeout_seconds=API_STOP_TIMEOUT_SECONDS,
             stream_prefix="api",
             port_mappings=[ecs.PortMapping(container_port=API_PORT)],
@@ -106,6 +108,11 @@ class ApiService(Construct):
                 unhealthy_threshold_count=3,
             ),
         )
+
+        # Roll a deployment back when its tasks answer 5xx.
+        self.deployment_alarms = api_deployment_alarms(
+            self, "DeploymentAlarms", config=config, service=self.service,
+            target_group=self.target_group)
 
         role = self.task_definition.task_role
         for tier_queue in tier_queues.values():

@@ -24,6 +24,7 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
+from stacks.nag import acknowledge_report
 
 FAILED_JOBS = "failed-jobs"
 RUNNABLE_BLOCKED = "runnable-blocked"
@@ -52,6 +53,9 @@ class BatchAlarms(Construct):
                 detail={"jobQueue": [job_queue.job_queue_arn]},
             ),
         )
+        acknowledge_report(self.blocked_rule, "EventBusDLQ",
+                           "The rule has no target: it exists for its MatchedEvents metric, which "
+                           "the runnable-blocked alarm watches; there is no delivery to dead-letter.")
         self.failed_jobs = rule_matches(failure_rule.rule_name, cdk.Duration.hours(1))
         self.blocked = rule_matches(self.blocked_rule.rule_name, cdk.Duration.minutes(5))
         self.alarms: dict[str, cloudwatch.Alarm] = {}

@@ -25,6 +25,8 @@ from stacks.nag import acknowledge
 # Root volume of the ECS-optimized AMI (its snapshot is 30 GiB); room for job scratch data.
 ROOT_VOLUME_GIB = 50
 ROOT_DEVICE = "/dev/xvda"
+# IMDS answers only the instance itself, never a container behind the Docker bridge.
+IMDS_HOP_LIMIT = 1
 ECS_INSTANCE_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 
 
@@ -52,6 +54,11 @@ class BatchCompute(Construct):
         self.launch_template = ec2.LaunchTemplate(
             self, "LaunchTemplate",
             require_imdsv2=True,
+            # IMDSv2 alone does not stop containers: the AL2023 ECS AMI defaults the hop limit
+            # to 2, which lets a job container (one hop further) reach the instance role.
+            http_put_response_hop_limit=IMDS_HOP_LIMIT,
+            # One-minute instance metrics: Spot hosts live minutes to hours.
+            detailed_monitoring=True,
             block_devices=[ec2.BlockDevice(
                 device_name=ROOT_DEVICE,
                 volume=ec2.BlockDeviceVolume.ebs(

@@ -1,9 +1,9 @@
 """The job definition of one batch tier: the worker image running `python -m worker run-one`.
 
-The envelope arrives as the job parameter `envelope` (set by the feed pipe from the SQS body) and
-reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter, not an environment
-override, puts it at a fixed path of Batch's job state change events (`detail.parameters.envelope`),
-which is how the failure route hands the original envelope to the DLQ.
+The envelope arrives as the job parameter `envelope` (set by the feed function from the SQS
+body, byte for byte) and reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter,
+not an environment override, puts it at a fixed path of Batch's job state change events
+(`detail.parameters.envelope`), which is how the failure route hands the original envelope to the DLQ.
 
 Retries: Spot reclaims (status reason `Host EC2*`; on Fargate Spot `Your Spot Task was
 interrupted*`) are retried up to `batch.spot_retry_attempts`; every other failure exits at once
@@ -26,8 +26,7 @@ from constructs import Construct
 from jobfleet_config.config import EnvironmentConfig, TierConfig
 from jobfleet_contract import environment as names
 from jobfleet_contract.environment import batch_job_environment
-from stacks.checkov import project_log_group
-from stacks.constructs.hardened_container import CONTAINER_USER, TMP_VOLUME
+from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
 from stacks.constructs.team_workload import (
     CPU_ARCHITECTURES,
     completion_environment,
@@ -37,14 +36,13 @@ from stacks.constructs.team_workload import (
     grant_secrets_key,
     team_permissions,
 )
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
 
 ENVELOPE_PARAMETER = "envelope"
 COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
 EC2_SPOT_RECLAIMED = "Host EC2*"
 FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
-TMP_PATH = "/tmp"  # the container's only writable path, a dedicated volume
 
 
 class BatchJobDefinition(Construct):
@@ -53,11 +51,7 @@ class BatchJobDefinition(Construct):
                  image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         fargate = config.batch.compute == "fargate-spot"
-        self.log_group = project_log_group(
-            self, "Logs",
-            retention=log_retention(config.app.log_retention_days),
-            removal_policy=removal_policy(config.app),
-        )
+        self.log_group = project_log_group(self, "Logs", config=config)
         self.job_role = iam.Role(
             self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"{config.resource_name(tier.name)} batch jobs")

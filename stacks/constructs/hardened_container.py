@@ -1,7 +1,9 @@
 """The container settings every JobFleet Fargate task shares (API and workers alike).
 
 - read-only root filesystem, with a writable /tmp from a task-scoped bind-mount volume (Fargate
-  ephemeral storage; gone with the task);
+  ephemeral storage; gone with the task). Fargate creates that volume root-owned 0755 unless the
+  image declares `VOLUME ["/tmp"]`, whose owner and mode it then copies: worker_image/Dockerfile
+  does, owned by UID 10001 (tests/worker_image/test_dockerfile.py checks every mount path);
 - a non-root user (UID 10001, the user worker_image/Dockerfile creates);
 - `stopTimeout`: the drain budget between SIGTERM and SIGKILL;
 - the awslogs driver into a log group of its own, with the configured retention.
@@ -17,9 +19,8 @@ from aws_cdk import aws_ecs as ecs
 from constructs import Construct, IConstruct
 
 from jobfleet_config.config import EnvironmentConfig
-from stacks.checkov import project_log_group
+from stacks.logs import project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
 
 # The image's build context is the repository root, trimmed to worker_image/{Dockerfile,
 # requirements.txt,worker/} and jobfleet_contract/ by the patterns beside the Dockerfile.
@@ -34,6 +35,7 @@ def image_context_exclude() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 CONTAINER_USER = "10001"
 TMP_VOLUME = "tmp"
+TMP_PATH = "/tmp"  # the container's only writable path: a VOLUME of the image (see above)
 
 
 def worker_image_asset(scope: Construct, construct_id: str,
@@ -81,17 +83,13 @@ def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int, me
 def add_hardened_container(
     task_definition: ecs.FargateTaskDefinition, construct_id: str, *, config: EnvironmentConfig,
     image: ecs.ContainerImage, command: list[str] | None, environment: dict[str, str],
-    stop_timeout_seconds: int, stream_prefix: str,
+    memory_mib: int, stop_timeout_seconds: int, stream_prefix: str,
     health_check: ecs.HealthCheck | None = None,
     port_mappings: list[ecs.PortMapping] | None = None,
     secrets: dict[str, ecs.Secret] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
-    log_group = project_log_group(
-        scope, f"{construct_id}Logs",
-        retention=log_retention(config.app.log_retention_days),
-        removal_policy=removal_policy(config.app),
-    )
+    log_group = project_log_group(scope, f"{construct_id}Logs", config=config)
     container = task_definition.add_container(
         construct_id,
         image=image,
@@ -99,6 +97,9 @@ def add_hardened_container(
         environment=environment,
         secrets=secrets or None,
         essential=True,
+        # The task's only container gets all of the task's memory as its hard limit: the kernel
+        # stops it there instead of the container growing until the whole task is killed.
+        memory_limit_mib=memory_mib,
         readonly_root_filesystem=True,
         user=CONTAINER_USER,
         stop_timeout=cdk.Duration.seconds(stop_timeout_seconds),
@@ -106,7 +107,7 @@ def add_hardened_container(
         health_check=health_check,
         port_mappings=port_mappings,
     )
-    container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume=TMP_VOLUME,
+    container.add_mount_points(ecs.MountPoint(container_path=TMP_PATH, source_volume=TMP_VOLUME,
                                               read_only=False))
     return container
 

@@ -29,12 +29,26 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, EnvironmentConfig
 from stacks.checkov import skip_check
-from stacks.nag import acknowledge
+from stacks.guard import suppress
+from stacks.nag import acknowledge, acknowledge_report
 from stacks.retention import removal_policy
 
 ACCESS_LOG_PREFIX = "alb"
+NONCURRENT_LOG_DAYS = 30
+# Control Tower controls the access-log bucket cannot meet, each with why.
+_ACCESS_LOG_BUCKET_CONTROLS = {
+    "CT.S3.PR.2": "This bucket is the ALB access-log destination itself; S3 server access logs of "
+                  "a log bucket would only record the log writes, recursively.",
+    "CT.S3.PR.4": "Nothing consumes access-log objects as they arrive (they are read on demand "
+                  "with Athena or the console); an event notification would have no target.",
+    "CT.S3.PR.9": "Logs expire by lifecycle after api.access_log_expiry_days and the bucket is "
+                  "versioned; Object Lock retention would keep dev buckets from being emptied "
+                  "on stack deletion and adds nothing the versioning does not.",
+    "CT.S3.PR.10": "ALB access logging supports only SSE-S3 (Amazon S3-managed keys) on the "
+                   "destination bucket; SSE-KMS would make every log delivery fail.",
+}
 CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
 _NO_ELB_ACCOUNT = "none"
 
@@ -54,9 +68,12 @@ class PublicLoadBalancer(Construct):
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # Versioned, so an overwritten or deleted log object stays recoverable for a while.
+            versioned=True,
             lifecycle_rules=[s3.LifecycleRule(
                 id="expire-access-logs",
                 expiration=cdk.Duration.days(api.access_log_expiry_days),
+                noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_LOG_DAYS),
                 abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
             )],
             removal_policy=removal_policy(config.app),
@@ -68,9 +85,14 @@ class PublicLoadBalancer(Construct):
         skip_check(self.access_log_bucket, "CKV_AWS_18",
                    "This bucket is the ALB access-log destination itself; S3 server access logs "
                    "of a log bucket would only record the log writes, recursively.")
-        skip_check(self.access_log_bucket, "CKV_AWS_21",
-                   "Access logs are written once and expire by lifecycle; versioning would only "
-                   "keep expired log objects as noncurrent versions past access_log_expiry_days.")
+        for control, reason in _ACCESS_LOG_BUCKET_CONTROLS.items():
+            suppress(self.access_log_bucket, control, reason)
+        for rule, control in (("S3BucketLoggingEnabled", "CT.S3.PR.2"),
+                              ("S3DefaultEncryptionKMS", "CT.S3.PR.10")):
+            acknowledge_report(self.access_log_bucket, rule, _ACCESS_LOG_BUCKET_CONTROLS[control])
+        acknowledge_report(self.access_log_bucket, "S3BucketReplicationEnabled",
+                           "Access logs are diagnostic records kept api.access_log_expiry_days; a "
+                           "copy in a second region would not make the API more available.")
         self._allow_log_delivery()
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -83,6 +105,11 @@ class PublicLoadBalancer(Construct):
             deletion_protection=api.deletion_protection,
             idle_timeout=cdk.Duration.seconds(api.idle_timeout_seconds),
         )
+        if not api.deletion_protection:
+            suppress(self.load_balancer, DELETION_PROTECTION_CONTROL,
+                     config.guard.waivers[DELETION_PROTECTION_CONTROL])
+            acknowledge_report(self.load_balancer, "ELBDeletionProtectionEnabled",
+                               config.guard.waivers[DELETION_PROTECTION_CONTROL])
         self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
         self.load_balancer.set_attribute("access_logs.s3.bucket",
                                          self.access_log_bucket.bucket_name)
@@ -120,12 +147,24 @@ class PublicLoadBalancer(Construct):
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
                 open=open_to_world,
             )
-            self.load_balancer.add_redirect(
+            if self.certificate_parameter is not None:
+                suppress(self.listener, "CT.ELASTICLOADBALANCING.PR.2",
+                         "The certificate is the ApiCertificateArn stack parameter, whose "
+                         "AllowedPattern admits only an ACM certificate ARN; the rule cannot "
+                         "resolve a parameter reference.")
+            redirect = self.load_balancer.add_redirect(
                 source_protocol=elbv2.ApplicationProtocol.HTTP, source_port=80,
                 target_protocol=elbv2.ApplicationProtocol.HTTPS, target_port=443, open=open_to_world)
+            acknowledge_report(redirect, "ELBv2ACMCertificateRequired",
+                               "False positive: port 80 only answers a redirect to HTTPS on 443; no "
+                               "request reaches a target over it, and HTTP listeners take no "
+                               "certificate.")
         else:
             self.listener = self.load_balancer.add_listener(
                 "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=open_to_world)
+            suppress(self.listener, HTTPS_REDIRECT_CONTROL, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
+            for rule in ("ELBv2ACMCertificateRequired", "ALBHttpToHttpsRedirection"):
+                acknowledge_report(self, rule, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
             for check in ("CKV_AWS_2", "CKV_AWS_103"):
                 skip_check(self.listener, check,
                            "Plain HTTP only because this environment sets api.allow_plain_http "

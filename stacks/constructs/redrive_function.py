@@ -29,11 +29,12 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from jobfleet_contract.environment import redrive_environment
-from stacks.checkov import project_log_group, skip_check
+from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
-from stacks.nag import acknowledge
-from stacks.retention import log_retention, removal_policy
+from stacks.guard import suppress
+from stacks.logs import project_log_group
+from stacks.nag import acknowledge, acknowledge_report
 
 REPO = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = REPO / "lambda"
@@ -92,12 +93,8 @@ class RedriveFunction(Construct):
                  key: kms.IKey | None, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         function_name = config.resource_name("redrive")
-        self.log_group = project_log_group(
-            self, "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
-            retention=log_retention(config.app.log_retention_days),
-            removal_policy=removal_policy(config.app),
-        )
+        self.log_group = project_log_group(self, "Logs", config=config,
+                                           log_group_name=f"/aws/lambda/{function_name}")
         # Own role, no AWSLambdaBasicExecutionRole: logs only to this function's log group.
         self.role = iam.Role(
             self, "Role",
@@ -128,7 +125,8 @@ class RedriveFunction(Construct):
             memory_size=256,
             # One invocation at a time: two redrives of one DLQ must never interleave (a second
             # one would receive the messages the first made invisible and count them twice).
-            reserved_concurrent_executions=1,
+            # Configurable: accounts whose concurrency quota is 10 cannot reserve any.
+            reserved_concurrent_executions=config.redrive.reserved_concurrency or None,
             # Async invocations (the schedule) are not retried: a failed redrive leaves messages
             # in the DLQ, and the next hour's run or the operator picks them up.
             retry_attempts=0,
@@ -160,13 +158,27 @@ class RedriveFunction(Construct):
                     "Runtime pinned to python3.13 by the redrive function's convention (3.12 or "
                     "3.13); moving to python3.14 is a deliberate change with its own layer pin.")
 
+        if not config.redrive.reserved_concurrency:
+            skip_check(self.function, "CKV_AWS_115",
+                       "redrive.reserved_concurrency = 0: the account's Lambda concurrency quota "
+                       "leaves nothing to reserve; operators serialize redrives (docs/redrive.md).")
         skip_check(self.function, "CKV_AWS_116",
                    "Async (scheduled) invocations are not retried and a failed redrive leaves every "
                    "message in its tier DLQ; the Errors alarm pages. A Lambda DLQ would only keep "
                    "the {tier, filter} event.")
-        skip_check(self.function, "CKV_AWS_117",
-                   "Calls only the SQS and DynamoDB public APIs under IAM; a VPC would add NAT or "
-                   "endpoints and reach no private resource.")
+        outside_vpc = ("Calls only the SQS and DynamoDB public APIs under IAM; a VPC would add NAT or "
+                       "endpoints and reach no private resource.")
+        skip_check(self.function, "CKV_AWS_117", outside_vpc)
+        suppress(self.function, "CT.LAMBDA.PR.3", outside_vpc)
+        acknowledge_report(self.function, "LambdaInsideVPC", outside_vpc)
+        acknowledge_report(self.function, "LambdaLatestVersion",
+                           "Runtime pinned to python3.13 by the redrive function's convention; "
+                           "moving to python3.14 is a deliberate change with its own layer pin.")
+        for nag_rule in ("LambdaDLQ", "LambdaAsyncFailureDestination"):
+            acknowledge_report(self.function, nag_rule,
+                               "Only the hourly schedule invokes it asynchronously, without retries: "
+                               "a failed run leaves every message in its DLQ and the Errors alarm "
+                               "pages; a failure destination would only keep the {tier, filter} event.")
         skip_check(self.function, "CKV_AWS_173",
                    "Environment holds only queue URLs, the table name, a redrive count and logging "
                    "settings, no secrets; Lambda encrypts it at rest with its service key.")
@@ -193,7 +205,8 @@ class RedriveFunction(Construct):
         # Errors: the handler raised (misconfiguration, an AWS error mid-move); operator mistakes
         # come back as {"error": ...} results and do not count. Throttles: a second redrive was
         # refused by the reserved concurrency of 1 (someone ran two at once, or the schedule
-        # collided with an operator). Both only exist when the function is invoked, so no data
+        # collided with an operator; without a reservation, the account's concurrency ran out).
+        # Both only exist when the function is invoked, so no data
         # means nothing ran: not breaching.
         period = cdk.Duration.minutes(5)
         self.errors_alarm = topic.alarm(
@@ -205,8 +218,8 @@ class RedriveFunction(Construct):
         )
         self.throttles_alarm = topic.alarm(
             self, "ThrottlesAlarm", alarm_name=config.resource_name("redrive", "throttles"),
-            description="A redrive was refused because another one was running (reserved "
-                        "concurrency 1); re-run it when the first has finished.",
+            description="A redrive was throttled: another one was running (reserved "
+                        "concurrency 1) or the account's concurrency ran out; re-run it later.",
             metric=self.function.metric_throttles(statistic="Sum", period=period),
             threshold=1, comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1, missing=Missing.NOT_BREACHING,

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from jobfleet_config.config import TierConfig
 from stacks.checkov import skip_check
+from stacks.nag import acknowledge_report
 
 
 class TierQueue(Construct):
@@ -40,6 +41,9 @@ class TierQueue(Construct):
             ),
             **encryption,
         )
+        acknowledge_report(self.dead_letter_queue, "SQSRedrivePolicy",
+                           "This queue is the tier's dead-letter queue; its messages leave only "
+                           "by an operator's redrive back to the tier queue, never to a further DLQ.")
         self.queue = sqs.Queue(
             self, "Queue",
             queue_name=queue_name,

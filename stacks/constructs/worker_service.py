@@ -13,6 +13,7 @@ from jobfleet_config.config import EnvironmentConfig, TierConfig
 from jobfleet_contract import environment as names
 from jobfleet_contract.environment import worker_environment
 from stacks.constructs.cluster import capacity_provider_strategy
+from stacks.constructs.deployment_alarms import worker_deployment_alarms
 from stacks.constructs.hardened_container import (
     acknowledge_kms_grant_wildcards,
     add_hardened_container,
@@ -73,6 +74,7 @@ class WorkerService(Construct):
                 **completion_environment(config),
             },
             secrets=container_secrets(self, tier),
+            memory_mib=tier.memory_mib,
             stop_timeout_seconds=tier.stop_timeout_seconds,
             stream_prefix=tier.name,
             health_check=ecs.HealthCheck(
@@ -106,6 +108,10 @@ class WorkerService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
+
+        # Roll a deployment back when its tasks fail their jobs or run out of memory.
+        self.deployment_alarms = worker_deployment_alarms(
+            self, "DeploymentAlarms", config=config, tier=tier, service=self.service)
 
         role = self.task_definition.task_role
         queue.grant_consume_messages(role)

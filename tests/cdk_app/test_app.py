@@ -85,3 +85,22 @@ def test_cdk_cli_synth_fails_on_bad_config(tmp_path):
     assert result.returncode != 0
     assert "prod.toml: app.account = '12-34': a string matching" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fails_on_a_pinned_region_aws_cdk_lib_does_not_know(tmp_path):
+    """The ALB log-delivery account is looked up per region at synth: an unknown region fails
+    here, in one line, instead of at deploy."""
+    from cdk_app.app import select_environments
+    from jobfleet_config.config import ConfigError
+
+    config_dir = tmp_path / "environments"
+    shutil.copytree(ROOT / "cdk_app" / "environments", config_dir)
+    (config_dir / "prod.toml").write_text(
+        (config_dir / "prod.toml").read_text().replace('region = "us-east-1"', 'region = "xx-nowhere-9"'))
+    with pytest.raises(ConfigError) as info:
+        select_environments("prod", config_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(config_dir / "prod.toml"))
+    assert "app.region = 'xx-nowhere-9': a region aws-cdk-lib 2." in message
+    assert [c.app.region for c in select_environments(None)] == ["", "us-east-1", "us-east-1"]

@@ -280,6 +280,81 @@ def test_fails_on_log_retention_cloudwatch_does_not_offer(tmp_path):
     _assert_names(error, "dev.toml", "app.log_retention_days", "45", "one of 1, 3, 5, 7, 14, 30")
 
 
+def test_fails_on_redrive_reserved_concurrency_above_one(tmp_path):
+    error = _error(tmp_path, """
+        [redrive]
+        reserved_concurrency = 2
+    """)
+    _assert_names(error, "dev.toml", "redrive.reserved_concurrency", "2", "from 0 to 1")
+
+
+def test_fails_on_log_retention_below_a_year_without_a_waiver(tmp_path):
+    error = _error(tmp_path, """
+        [app]
+        log_retention_days = 30
+    """)
+    _assert_names(error, "dev.toml", "app.log_retention_days", "30",
+                  'Control Tower\'s CT.CLOUDWATCH.PR.2, or a waiver with its reason in [guard] waivers')
+
+
+def test_fails_on_cloudwatch_log_encryption_without_a_waiver(tmp_path):
+    error = _error(tmp_path, """
+        [app]
+        log_encryption = "cloudwatch"
+    """)
+    _assert_names(error, "dev.toml", "app.log_encryption", "cloudwatch", "CT.CLOUDWATCH.PR.3")
+
+
+def test_fails_on_plain_http_and_no_deletion_protection_without_waivers(tmp_path):
+    error = _error(tmp_path, """
+        [api]
+        allow_plain_http = true
+    """)
+    _assert_names(error, "dev.toml", "api.allow_plain_http", "True", "CT.ELASTICLOADBALANCING.PR.1")
+    error = _error(tmp_path, """
+        [api]
+        deletion_protection = false
+    """)
+    _assert_names(error, "dev.toml", "api.deletion_protection", "False", "CT.ELASTICLOADBALANCING.PR.5")
+
+
+def test_fails_on_a_waiver_no_setting_needs(tmp_path):
+    error = _error(tmp_path, """
+        [guard]
+        waivers."CT.CLOUDWATCH.PR.3" = "dev logs use CloudWatch's own encryption: nothing sensitive"
+    """)
+    _assert_names(error, "dev.toml", "guard.waivers.CT.CLOUDWATCH.PR.3", "nothing sensitive",
+                  "no setting of this environment fails that control")
+
+
+def test_fails_on_a_waiver_without_a_specific_reason(tmp_path):
+    error = _error(tmp_path, """
+        [app]
+        log_encryption = "cloudwatch"
+        [guard]
+        waivers."CT.CLOUDWATCH.PR.3" = "dev"
+    """)
+    _assert_names(error, "dev.toml", "guard.waivers.CT.CLOUDWATCH.PR.3", "'dev'",
+                  "a specific reason of at least 40 characters")
+
+
+def test_fails_on_waiving_a_control_that_is_not_config_driven(tmp_path):
+    error = _error(tmp_path, """
+        [guard]
+        waivers."CT.S3.PR.2" = "the access-log bucket is the log destination itself anyway"
+    """)
+    _assert_names(error, "dev.toml", "guard.waivers.CT.S3.PR.2", "the access-log bucket",
+                  "a key from CT.CLOUDWATCH.PR.2, CT.CLOUDWATCH.PR.3")
+
+
+def test_fails_on_unknown_log_encryption(tmp_path):
+    error = _error(tmp_path, """
+        [app]
+        log_encryption = "aes"
+    """)
+    _assert_names(error, "dev.toml", "app.log_encryption", "'aes'", "one of kms, cloudwatch")
+
+
 def test_fails_on_fargate_memory_not_valid_for_cpu(tmp_path):
     error = _error(tmp_path, """
         [[tiers]]

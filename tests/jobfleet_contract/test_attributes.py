@@ -8,7 +8,6 @@ from jobfleet_contract.attributes import dead_letter_attributes
 def test_dead_letter_attributes_carry_reason_and_keep_room_for_redrive_bookkeeping():
     original = {f"producer{i}": {"DataType": "String", "StringValue": str(i)} for i in range(5)}
     original["jobfleet.redriveCount"] = {"DataType": "Number", "StringValue": "2"}
-    original["jobfleet.priorAttempts"] = {"DataType": "Number", "StringValue": "3"}
     original["jobfleet.errorType"] = {"DataType": "String", "StringValue": "OldError"}
     attrs, dropped = dead_letter_attributes(
         original,
@@ -23,6 +22,5 @@ def test_dead_letter_attributes_carry_reason_and_keep_room_for_redrive_bookkeepi
     assert attrs["jobfleet.errorType"]["StringValue"] == "ValueError"  # fresh reason wins over a stale one
     assert len(attrs["jobfleet.errorMessage"]["StringValue"]) == 1000
     assert attrs["jobfleet.redriveCount"]["StringValue"] == "2"  # jobfleet.* kept before producer attrs
-    assert "jobfleet.priorAttempts" not in attrs  # a redriven job gets a fresh attempt budget
     assert {name for name in attrs if name.startswith("producer")} == {"producer0", "producer1", "producer2"}
     assert dropped == ["producer3", "producer4"]

@@ -107,6 +107,21 @@ def test_redrive_does_not_overwrite_what_a_worker_wrote_after_the_copy_was_sent(
     assert item["status"] == "failed" and item["lastError"] == "ConnectionError: refused"
 
 
+def test_a_released_attempt_is_queued_again_and_its_late_outcome_cannot_overwrite_the_next(store):
+    run = Run("m9", 0)
+    assert store.mark_running("j9", "report", 1, run)
+    assert store.mark_released("j9", "report", 1, run)
+    assert store.get("j9")["status"] == "queued" and store.get("j9")["attempts"] == 1
+    assert store.mark_running("j9", "report", 2, run)
+    assert not store.mark_failed("j9", "report", 1, "late", run)  # attempt 1's late outcome
+    assert not store.mark_released("j9", "report", 1, run)
+    assert not store.mark_released("j9", "report", 2, Run("other", 0))  # only the running run hands back
+    assert store.get("j9")["status"] == "running" and store.get("j9")["attempts"] == 2
+    assert store.mark_succeeded("j9", "report", 2, run)
+    assert not store.mark_released("j9", "report", 2, run)  # never reopens a success
+    assert store.get("j9")["status"] == "succeeded"
+
+
 def test_redrive_refused_for_a_running_or_unknown_job(store):
     store.mark_running("j5", "report", 1)
     assert not store.mark_redriven("j5", 1)

@@ -2,12 +2,13 @@
 function and end to end through the status store on the moto server.
 
 A job is submitted (API), run and dead-lettered (worker run 1; an earlier attempt may hang and
-report late), redriven (selective: a copy of generation 1 and the redrive's own "queued" write;
-native: SQS moves the message, generation unchanged, no redrive write) and run again until it
-succeeds (run 2). Each writer's own writes are in order, and nothing after the dead-letter send
-can come before it; the dead-letter status write, the redrive's write, the late outcome of the
-hung attempt and run 2's writes arrive in any order. Whatever the order, the job ends `succeeded`
-with run 2's attempts, and no accepted write ever moves the generation back.
+report late; a draining worker may hand an attempt back instead of failing it), redriven (selective:
+a copy of generation 1 and the redrive's own "queued" write; native: SQS moves the message,
+generation unchanged, no redrive write) and run again until it succeeds (run 2). Each writer's own
+writes are in order, and nothing after the dead-letter send can come before it; the dead-letter
+status write, the redrive's write, the late outcome of the hung attempt and run 2's writes arrive in
+any order. Whatever the order, the job ends `succeeded` with run 2's attempts, and no accepted write
+ever moves the generation back.
 """
 
 from __future__ import annotations
@@ -48,21 +49,23 @@ def scenarios(draw) -> Scenario:
     second_attempts = draw(st.integers(1, 3))
     run1 = Run("message-1", 0)
     run2 = Run("message-2", 1 if mode == "selective" else 0)
+    # An attempt that is not the last either fails or is handed back by a draining worker.
+    handed_back = st.sampled_from([Transition.FAIL, Transition.RELEASE])
     ordered = [Event("api", Transition.SUBMIT)]
     for attempt in range(1, first_attempts + 1):
         ordered.append(Event("run1", Transition.START, run1, attempt))
         if attempt < first_attempts and attempt != hung:
-            ordered.append(Event("run1", Transition.FAIL, run1, attempt))
+            ordered.append(Event("run1", draw(handed_back), run1, attempt))
     delayed = [(Event("run1", Transition.DEAD_LETTER, run1, first_attempts),)]
     if hung is not None:
-        late = draw(st.sampled_from([Transition.FAIL, Transition.SUCCEED]))
+        late = draw(st.sampled_from([Transition.FAIL, Transition.SUCCEED, Transition.RELEASE]))
         delayed.append((Event("hung", late, run1, hung),))
     if mode == "selective":
         delayed.append((Event("redrive", Transition.REDRIVE, generation=1),))
     second = []
     for attempt in range(1, second_attempts + 1):
         second.append(Event("run2", Transition.START, run2, attempt))
-        second.append(Event("run2", Transition.SUCCEED if attempt == second_attempts else Transition.FAIL,
+        second.append(Event("run2", Transition.SUCCEED if attempt == second_attempts else draw(handed_back),
                             run2, attempt))
     delayed.append(tuple(second))
     return Scenario(tuple(ordered), tuple(delayed), run2, second_attempts)
@@ -130,8 +133,8 @@ def write(store: JobStatusStore, job_id: str, event: Event) -> bool:
         return store.mark_submitted(job_id, "report", "standard", "2026-01-01T00:00:00.000Z")
     if event.transition is Transition.REDRIVE:
         return store.mark_redriven(job_id, event.generation)
-    method = {Transition.START: store.mark_running, Transition.SUCCEED: store.mark_succeeded}.get(
-        event.transition)
+    method = {Transition.START: store.mark_running, Transition.SUCCEED: store.mark_succeeded,
+              Transition.RELEASE: store.mark_released}.get(event.transition)
     if method is not None:
         return method(job_id, "report", event.attempt, event.run)
     method = store.mark_failed if event.transition is Transition.FAIL else store.mark_dead_lettered

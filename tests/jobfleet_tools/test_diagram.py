@@ -29,6 +29,6 @@ def test_diagram_shows_the_flow_from_api_to_workers_through_queues(synthesized):
     outdir, _ = synthesized
     dot = build_dot(_prod_assembly(outdir), "prod")
     for label in ("ALB", "ECS service\\njobfleet-prod-api", "SQS\\njobfleet-prod-critical",
-                  "EventBridge Pipe", "Batch job queue", "Lambda\\njobfleet-prod-redrive"):
+                  "Lambda\\njobfleet-prod-batch-feed", "Batch job queue", "Lambda\\njobfleet-prod-redrive"):
         assert label in dot, label
     assert dot.count("->") > 10

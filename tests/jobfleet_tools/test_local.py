@@ -63,6 +63,10 @@ stop_timeout_seconds = 15
 [job_types]
 "e2e.flaky" = "standard"
 "e2e.poison" = "critical"
+
+[guard]
+waivers."CT.ELASTICLOADBALANCING.PR.1" = "a local test environment: plain HTTP, no certificate"
+waivers."CT.ELASTICLOADBALANCING.PR.5" = "a local test environment: nothing to protect from deletion"
 """
 
 

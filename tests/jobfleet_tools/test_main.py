@@ -22,7 +22,7 @@ def test_unknown_command_and_missing_arguments_exit_2_with_one_line(capsys):
     assert main(["deploy"]) == 2
     assert capsys.readouterr().err == (
         "python -m jobfleet_tools: unknown command 'deploy' (commands: local, redrive, diagram, summary, "
-        "simulate, cost, platforms)\n")
+        "simulate, cost, platforms, image-smoke)\n")
     assert main(["diagram", "cdk.out"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 

@@ -1,7 +1,7 @@
-"""Batch stack: Spot compute with on-demand fallback, job definition, feed pipe, failure route.
+"""Batch stack: Spot compute with on-demand fallback, job definition, feed function, failure route.
 
-cdk-nag and Checkov do not model Batch job definitions or Pipes, so the hardening of those (read-
-only root, non-root user, log retention, least-privilege pipe role) is asserted here.
+cdk-nag and Checkov do not model Batch job definitions, so their hardening (read-only root,
+non-root user, log retention) and the feed's least-privilege role are asserted here.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def test_compute_runs_in_private_subnets_from_a_hardened_launch_template(templat
         assert resources["LaunchTemplate"] == {"LaunchTemplateId": {"Ref": template_id}}
     data = _one(template, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
-    assert "HttpPutResponseHopLimit" not in data["MetadataOptions"]  # 1: containers can't reach IMDS
+    # The AMI's default is 2 (a container one hop away reaches the instance role): set explicitly.
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert data["Monitoring"] == {"Enabled": True}  # one-minute metrics (Control Tower CT.EC2.PR.10)
     (root,) = data["BlockDeviceMappings"]
     assert root["Ebs"]["Encrypted"] is True
     assert "UserData" not in data  # Batch needs MIME user data; none is set
@@ -191,51 +193,65 @@ def test_job_environment_and_status_table_access(templates, env):
     assert len(kms) == (1 if env == "prod" else 0)
 
 
-# --- feed pipe -----------------------------------------------------------------------------
+# --- feed: submitter function -------------------------------------------------------------
+
+def _feed_function(template: Template) -> tuple[str, dict]:
+    (item,) = template.find_resources("AWS::Lambda::Function", {
+        "Properties": {"Handler": "batch_submit.handler.handler"}}).items()
+    return item[0], item[1]["Properties"]
+
 
 @pytest.mark.parametrize("env", ENVS)
-def test_pipe_feeds_the_job_queue_from_the_batch_queue(templates, env):
+def test_no_pipe_the_feed_function_submits_each_message_to_the_job_queue(templates, env):
+    """Every value passed is a documented string: the SQS body as the `envelope` parameter."""
     template = templates[env]
-    pipe = _one(template, "AWS::Pipes::Pipe")
-    source = _output_name(pipe["Source"])
-    assert "TierbatchQueue" in source and "DeadLetter" not in source, source
-    assert pipe["SourceParameters"] == {"SqsQueueParameters": {"BatchSize": 1}}
+    assert not template.find_resources("AWS::Pipes::Pipe")
+    function_id, function = _feed_function(template)
     (queue_id,) = template.find_resources("AWS::Batch::JobQueue")
     (definition_id,) = template.find_resources("AWS::Batch::JobDefinition")
-    assert pipe["Target"] == {"Fn::GetAtt": [queue_id, "JobQueueArn"]}
-    assert pipe["TargetParameters"] == {"BatchJobParameters": {
-        "JobDefinition": {"Ref": definition_id},
-        "JobName": f"jobfleet-{env}-batch",
-        "Parameters": {"envelope": "$.body"},
-    }}
-    assert pipe["DesiredState"] == "RUNNING"
+    assert function["Environment"]["Variables"] == {
+        "JOB_QUEUE": {"Fn::GetAtt": [queue_id, "JobQueueArn"]},
+        "JOB_DEFINITION": {"Ref": definition_id},
+        "JOB_NAME": f"jobfleet-{env}-batch",
+    }
+    assert "ReservedConcurrentExecutions" not in function
+    mapping = _one(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["FunctionName"] == {"Ref": function_id}
+    source = _output_name(mapping["EventSourceArn"])
+    assert "TierbatchQueue" in source and "DeadLetter" not in source, source
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_pipe_role_is_least_privilege(templates, env):
+def test_feed_role_is_least_privilege(templates, env):
     template = templates[env]
-    pipe = _one(template, "AWS::Pipes::Pipe")
-    role_id = pipe["RoleArn"]["Fn::GetAtt"][0]
+    _, function = _feed_function(template)
+    role_id = function["Role"]["Fn::GetAtt"][0]
     role = template.to_json()["Resources"][role_id]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "pipes.amazonaws.com"}
+        "Service": "lambda.amazonaws.com"}
     assert "ManagedPolicyArns" not in role
     statements = _role_statements(template, role_id)
-    by_sid = {s["Sid"]: s for s in statements}
+    actions = set()
     for statement in statements:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert all("*" not in a for a in actions), statement
-        assert statement["Resource"] != "*" and "*" not in json.dumps(statement["Resource"]), statement
-    read = by_sid["ReadBatchQueue"]
-    assert sorted(read["Action"]) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-    assert _output_name(read["Resource"]) == _output_name(pipe["Source"])
+        listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions |= set(listed)
+        assert all("*" not in a for a in listed), statement
+        if statement["Resource"] == "*":  # tracing: X-Ray has no resource-level permissions
+            assert set(listed) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, statement
+            continue
+        assert "*" not in json.dumps(statement["Resource"]), statement
+    sqs_actions = {a for a in actions if a.startswith("sqs:")}
+    assert sqs_actions <= {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
+                           "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     (queue_id,) = template.find_resources("AWS::Batch::JobQueue")
     (definition_id,) = template.find_resources("AWS::Batch::JobDefinition")
-    submit = by_sid["SubmitBatchJob"]
-    assert submit["Action"] == "batch:SubmitJob"
+    (submit,) = [s for s in statements if s["Action"] == "batch:SubmitJob"]
     assert submit["Resource"] == [{"Fn::GetAtt": [queue_id, "JobQueueArn"]}, {"Ref": definition_id}]
-    assert ("DecryptBatchQueue" in by_sid) == (env == "prod")
-    assert set(by_sid) <= {"ReadBatchQueue", "SubmitBatchJob", "DecryptBatchQueue", "WritePipeLogs"}
+    assert ("kms:Decrypt" in actions) == (env == "prod")
+    assert actions - sqs_actions <= {"batch:SubmitJob", "logs:CreateLogStream", "logs:PutLogEvents",
+                                     "kms:Decrypt", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 # --- failure route -------------------------------------------------------------------------

@@ -153,7 +153,8 @@ def test_every_service_private_no_public_ip_with_circuit_breaker_and_no_desired_
 def test_services_run_in_the_private_subnets(templates, stages, env):
     network = Template.from_stack(stages[env].network).to_json()["Resources"]
     private = {logical_id for logical_id, r in network.items()
-               if r["Type"] == "AWS::EC2::Subnet" and not r["Properties"]["MapPublicIpOnLaunch"]}
+               if r["Type"] == "AWS::EC2::Subnet"
+               and {"Key": "aws-cdk:subnet-type", "Value": "Private"} in r["Properties"]["Tags"]}
     for key, (_, service) in _services(templates[env]).items():
         subnets = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]
         assert len(subnets) == len(private), key
@@ -623,6 +624,31 @@ def test_configured_api_image_replaces_the_reference_api(certificate_variant):
     (container,) = _task_definitions(template)["api"]["Properties"]["ContainerDefinitions"]
     assert container["Image"] == api.image
     assert "Command" not in container
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_deployment_alarms_of_the_service_itself_roll_bad_deployments_back(templates, stages, env):
+    config = stages[env].config
+    alarms = {a["Properties"]["AlarmName"]: a
+              for a in _resources(templates[env], "AWS::CloudWatch::Alarm").values()}
+    expected = {"api": [config.resource_name("api", "deployment-5xx")]}
+    for tier in config.service_tiers:
+        expected[tier.name] = [config.resource_name(tier.name, "deployment-failed-jobs"),
+                               config.resource_name(tier.name, "deployment-memory")]
+    services = _services(templates[env])
+    assert services.keys() == expected.keys()
+    for key, (_, service) in services.items():
+        deployment = service["Properties"]["DeploymentConfiguration"]
+        assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+        assert deployment["Alarms"] == {"AlarmNames": expected[key], "Enable": True, "Rollback": True}
+        for name in expected[key]:
+            assert name in alarms, f"{key}: deployment alarm {name} is not in the service's stack"
+    failed_jobs = alarms[config.resource_name("critical", "deployment-failed-jobs")]["Properties"]
+    assert failed_jobs["Threshold"] == config.alarms.deployment_failed_jobs_percent
+    (expression,) = [m for m in failed_jobs["Metrics"] if "Expression" in m]
+    assert expression["Expression"].startswith("IF((") and ">= 5" in expression["Expression"]
+    jobs = {m["MetricStat"]["Metric"]["MetricName"] for m in failed_jobs["Metrics"] if "MetricStat" in m}
+    assert jobs == {"JobsFailed", "JobsSucceeded"}
 
 
 # --- wake from zero (api.wake_from_zero) -----------------------------------------------------

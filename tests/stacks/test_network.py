@@ -19,12 +19,19 @@ def test_nat_gateways_per_environment(templates, env, nats):
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_two_azs_with_public_and_private_subnets(templates, env):
     subnets = templates[env].find_resources("AWS::EC2::Subnet")
-    public = [s for s in subnets.values() if s["Properties"]["MapPublicIpOnLaunch"]]
-    private = [s for s in subnets.values() if not s["Properties"]["MapPublicIpOnLaunch"]]
+    public = [s for s in subnets.values() if subnet_type(s) == "Public"]
+    private = [s for s in subnets.values() if subnet_type(s) == "Private"]
     assert len(public) == 2 and len(private) == 2
+    # Only the ALB and the NAT gateways (Elastic IPs) are public: no subnet hands out public IPs.
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
     # Private subnets route to the internet only through a NAT gateway.
     routes = templates[env].find_resources("AWS::EC2::Route")
     assert sum("NatGatewayId" in r["Properties"] for r in routes.values()) == 2
+
+
+def subnet_type(subnet: dict) -> str:
+    """CDK's `aws-cdk:subnet-type` tag: Public or Private."""
+    return next(t["Value"] for t in subnet["Properties"]["Tags"] if t["Key"] == "aws-cdk:subnet-type")
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
@@ -76,7 +83,7 @@ def test_interface_endpoints_private_dns_in_private_subnets_https_from_vpc_only(
     assert len(interfaces) == INTERFACE_ENDPOINTS  # what the cost estimate prices
     azs = stages["prod"].config.network.max_azs
     private_subnets = {k for k, s in template.find_resources("AWS::EC2::Subnet").items()
-                       if not s["Properties"]["MapPublicIpOnLaunch"]}
+                       if subnet_type(s) == "Private"}
     for props in interfaces:
         assert props["PrivateDnsEnabled"] is True
         assert len(props["SubnetIds"]) == azs

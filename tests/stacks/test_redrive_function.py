@@ -62,7 +62,7 @@ def test_function_settings_follow_config(templates, stages, env):
     assert function["FunctionName"] == config.resource_name("redrive")
     assert function["Runtime"] in {"python3.12", "python3.13"}
     assert function["Timeout"] == config.redrive.timeout_seconds
-    assert function["ReservedConcurrentExecutions"] == 1
+    assert function["ReservedConcurrentExecutions"] == config.redrive.reserved_concurrency == 1
     assert function["TracingConfig"] == {"Mode": "Active"}
     variables = function["Environment"]["Variables"]
     assert variables["MAX_REDRIVES"] == str(config.redrive.max_redrives)
@@ -232,6 +232,7 @@ def scheduled(tmp_path_factory):
         [redrive]
         scheduled_tiers = ["critical", "standard"]
         scheduled_error_types = ["TimeoutError", "ThrottlingError"]
+        reserved_concurrency = 0
         [alarms]
         emails = ["oncall@example.com"]
         https_endpoints = ["https://hooks.example.com/alarms"]
@@ -259,6 +260,16 @@ def test_scheduled_tiers_get_an_hourly_filtered_redrive(scheduled):
         })
     assert len(template.find_resources("AWS::Events::Rule")) == 2
     template.resource_count_is("AWS::Lambda::Permission", 2)
+
+
+def test_reserved_concurrency_zero_reserves_nothing_with_the_reason_recorded(scheduled):
+    """Accounts whose Lambda concurrency quota is 10 cannot reserve any: the deploy would fail."""
+    _, _, template = scheduled
+    (function,) = template.find_resources("AWS::Lambda::Function", {
+        "Properties": {"Handler": HANDLER}}).values()
+    assert "ReservedConcurrentExecutions" not in function["Properties"]
+    skips = {s["id"]: s["comment"] for s in function["Metadata"]["checkov"]["skip"]}
+    assert "redrive.reserved_concurrency = 0" in skips["CKV_AWS_115"]
 
 
 def test_alarm_topic_subscriptions_come_from_config(scheduled):

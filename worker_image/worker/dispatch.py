@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobfleet_contract.environment import ConfigError
 from worker.errors import UnknownJobType
 
 
@@ -71,6 +74,19 @@ def handler_for(job_type: str) -> Handler:
         raise UnknownJobType(f"no handler registered for job type {job_type!r}") from None
 
 
+def invoke(handler: Handler, payload: dict[str, Any], ctx: JobContext) -> Any:
+    """Run a handler to completion and return what it returned: an ``async def`` handler (or one
+    returning an awaitable) is awaited on an event loop of its own, in the calling thread."""
+    result = handler(payload, ctx)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
 def is_registered(job_type: str) -> bool:
     return job_type in _handlers
 
@@ -82,4 +98,7 @@ def registered_types() -> list[str]:
 def load_handler_modules(module_paths: tuple[str, ...]) -> None:
     """Import the modules named in WORKER_HANDLERS; importing is what registers their @job functions."""
     for path in module_paths:
-        importlib.import_module(path)
+        try:
+            importlib.import_module(path)
+        except ImportError as exc:
+            raise ConfigError(f"WORKER_HANDLERS: cannot import {path!r}: {exc}") from None

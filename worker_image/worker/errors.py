@@ -12,6 +12,10 @@ class JobTimeout(Exception):
     """The job ran past its type's maximum duration (retried like any transient failure)."""
 
 
+class BreakerOpen(Exception):
+    """The job type's circuit breaker is open: the job was deferred, not run (never a failure)."""
+
+
 class RemoteJobError(Exception):
     """A failure raised inside an isolated child process, carrying the original exception's type name."""
 

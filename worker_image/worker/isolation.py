@@ -17,7 +17,7 @@ import psutil
 
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.errors import PermanentError
-from worker.dispatch import JobContext, handler_for, load_handler_modules
+from worker.dispatch import JobContext, handler_for, invoke, load_handler_modules
 from worker.errors import JobTimeout, RemoteJobError, RemotePermanentError, error_type_name
 from worker.results import encode_result
 
@@ -42,7 +42,7 @@ class ThreadExecutor:
 
         def run() -> None:
             try:
-                outcome["result"] = encode_result(ctx.result_of(handler(envelope.payload, ctx)))
+                outcome["result"] = encode_result(ctx.result_of(invoke(handler, envelope.payload, ctx)))
             except BaseException as exc:
                 outcome["error"] = exc
 
@@ -72,7 +72,7 @@ def _child_main(conn, handler_modules: tuple[str, ...]) -> None:
         job_id, job_type, attempt, deadline, payload = request
         ctx = JobContext(job_id, job_type, attempt, deadline, logger)
         try:
-            result = encode_result(ctx.result_of(handler_for(job_type)(payload, ctx)))
+            result = encode_result(ctx.result_of(invoke(handler_for(job_type), payload, ctx)))
             conn.send(("ok", result, None))
         except PermanentError as exc:
             conn.send(("permanent", error_type_name(exc), str(exc)))

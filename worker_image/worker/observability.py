@@ -19,7 +19,10 @@ _UNITS = {
     "JobsFailed": "Count",
     "JobsDeadLettered": "Count",
     "JobsDeferred": "Count",
+    "JobsReleased": "Count",
+    "JobsSkipped": "Count",
     "JobDuration": "Milliseconds",
+    "JobMemoryPeak": "Bytes",
     "QueueWait": "Milliseconds",
     "MemoryPauses": "Count",
     "BreakerOpens": "Count",
@@ -29,6 +32,8 @@ _OUTCOME_METRIC = {
     "failed": "JobsFailed",
     "dead-lettered": "JobsDeadLettered",
     "deferred": "JobsDeferred",
+    "released": "JobsReleased",
+    "skipped": "JobsSkipped",
 }
 
 _stdout_lock = threading.Lock()
@@ -76,11 +81,18 @@ class Metrics:
         worker_id: str,
         error_type: str | None = None,
         error_message: str | None = None,
+        memory_bytes: float | None = None,
+        worker_memory_bytes: int | None = None,
     ) -> None:
-        """The one line per job outcome: a structured log and, through EMF, the per-type metrics."""
+        """The one line per job outcome: a structured log and, through EMF, the per-type metrics.
+
+        ``memory_bytes`` is the job's own peak share of the worker's memory (``JobMemoryPeak``), so a
+        memory spike can be tied to a job type; ``worker_memory_bytes`` the worker's peak while it ran."""
         metrics: dict[str, float] = {_OUTCOME_METRIC[outcome]: 1}
         if duration_ms is not None:
             metrics["JobDuration"] = round(duration_ms, 3)
+        if memory_bytes is not None:
+            metrics["JobMemoryPeak"] = int(memory_bytes)
         if queue_wait_ms is not None:
             metrics["QueueWait"] = max(0.0, round(queue_wait_ms, 3))
         properties = {
@@ -92,6 +104,8 @@ class Metrics:
             "durationMs": metrics.get("JobDuration"),
             "workerId": worker_id,
         }
+        if worker_memory_bytes is not None:
+            properties["workerMemoryPeakBytes"] = worker_memory_bytes
         if error_type:
             properties.update(errorType=error_type, errorMessage=(error_message or "")[:1000])
         self.emit(metrics, {"Tier": self.tier, "JobType": job_type}, properties)

@@ -21,7 +21,8 @@ def attempt_number(approximate_receive_count: int, prior_attempts: int) -> int:
     """Real attempts so far, this one included.
 
     SQS counts receives of *this* message; a breaker deferral re-sends the job as a new message whose
-    count restarts at 1, carrying the attempts already spent in ``jobfleet.priorAttempts``.
+    count restarts at 1, carrying the attempts already spent in its deferral record
+    (``jobfleet_contract.envelope.deferred_body``).
     """
     return max(1, approximate_receive_count) + max(0, prior_attempts)
 
@@ -95,7 +96,12 @@ class _TypeBreaker:
 
 class CircuitBreaker:
     """Per job type: CLOSED -> (N consecutive failures) OPEN -> (cooldown) HALF_OPEN -> one trial job ->
-    CLOSED on success, OPEN again on failure. Callers pass ``now``; the runtime holds the lock."""
+    CLOSED on success, OPEN again on a transient failure. Callers pass ``now``; the runtime holds the lock.
+
+    A ``PermanentError`` says "this job's input can never succeed", not "the dependency is down": it is
+    neither counted toward opening nor does it reset the count while closed, and as the half-open trial
+    it closes the breaker (the handler ran and reached a verdict). Every trial outcome resolves
+    HALF_OPEN, so a type can never stay there."""
 
     def __init__(
         self,
@@ -143,8 +149,21 @@ class CircuitBreaker:
             return self._cooldown(job_type) / 4
         return max(0.0, self._types[job_type].opened_at + self._cooldown(job_type) - now)
 
+    def blocked(self, job_type: str, now: float) -> bool:
+        """Would ``allow`` refuse a job of this type now? (No trial is claimed.)"""
+        state = self.state(job_type, now)
+        return state is BreakerState.OPEN or (
+            state is BreakerState.HALF_OPEN and self._types[job_type].trial_running
+        )
+
     def record_success(self, job_type: str) -> None:
         self._types.pop(job_type, None)
+
+    def record_permanent(self, job_type: str) -> None:
+        """A job of this type raised PermanentError: resolves a half-open trial (closed), else no effect."""
+        breaker = self._types.get(job_type)
+        if breaker is not None and breaker.state is BreakerState.HALF_OPEN:
+            self._types.pop(job_type)
 
     def record_failure(self, job_type: str, now: float) -> bool:
         """Count a transient failure; True when this failure opened the breaker."""
@@ -173,49 +192,78 @@ def memory_paused(used_fraction: float, was_paused: bool, high_water: float, low
     return used_fraction >= high_water
 
 
-class FootprintEstimator:
-    """Learns how much memory one running job adds, so admission can stop *before* the high-water mark.
+class FootprintModel:
+    """Learns, per job type, how much memory one running job of that type adds, from readings of the
+    whole worker (process tree or cgroup), so admission can stop *before* the high-water mark.
 
-    A guard that only looks at current usage admits a whole batch while those jobs have not allocated
-    yet. Samples are (used bytes, jobs running). The idle level is the lowest usage seen with nothing
-    running; the footprint is the largest (used - idle) / running seen, learned from a probe: until a
-    first job has completed or run ``probe_seconds``, only one job is admitted.
+    The idle level is the lowest usage seen with nothing running. A running job's share of a reading is
+    what is left after the idle level and the learned footprints of the *other* running jobs
+    (``used - idle - sum(others)``): never more than the job really holds while the others' footprints
+    are right, so raising a type's footprint to a share seen is always justified. A type's first job is a
+    probe: it runs alone (nothing else is admitted while a type without a footprint runs), so its share
+    is exact. Footprints only grow within a process; admission with nothing running always lets one job
+    through, so a type bigger than the headroom runs alone instead of never.
     """
 
-    def __init__(self, probe_seconds: float = 5.0) -> None:
-        self.probe_seconds = probe_seconds
+    def __init__(self) -> None:
         self.idle_bytes: int | None = None
-        self.per_job_bytes: float = 0.0
-        self._probe_started: float | None = None
-        self.learned = False
+        self.footprints: dict[str, float] = {}
+        self._peaks: dict[object, tuple[str, float, int]] = {}  # job key -> (type, share, worker peak)
 
-    def observe(self, used_bytes: int, running: int, now: float) -> None:
-        if running == 0:
+    def observe(self, used_bytes: int, running: dict[object, str]) -> None:
+        """One reading; ``running`` maps each running job's key to its type."""
+        if not running:
             self.idle_bytes = used_bytes if self.idle_bytes is None else min(self.idle_bytes, used_bytes)
             return
-        if self._probe_started is None:
-            self._probe_started = now
-        if self.idle_bytes is not None:
-            self.per_job_bytes = max(self.per_job_bytes, (used_bytes - self.idle_bytes) / running)
-        if now - self._probe_started >= self.probe_seconds:
-            self.learned = True
+        idle = self.idle_bytes if self.idle_bytes is not None else used_bytes
+        total_known = sum(self.footprints.get(job_type, 0.0) for job_type in running.values())
+        for key, job_type in running.items():
+            others = total_known - self.footprints.get(job_type, 0.0)
+            share = max(0.0, used_bytes - idle - others)
+            _, peak_share, peak_used = self._peaks.get(key, (job_type, 0.0, 0))
+            self._peaks[key] = (job_type, max(peak_share, share), max(peak_used, used_bytes))
 
-    def job_completed(self) -> None:
-        self.learned = True
+    def job_finished(self, key: object) -> tuple[float, int]:
+        """Learn from a finished job; returns (its peak share, the worker's peak while it ran) in bytes."""
+        job_type, share, worker_peak = self._peaks.pop(key, ("", 0.0, 0))
+        if job_type:
+            self.footprints[job_type] = max(self.footprints.get(job_type, 0.0), share)
+        return share, worker_peak
 
-    def admissible(self, running: int, limit_bytes: int, high_water: float) -> int | None:
-        """How many more jobs fit under the high-water mark; None means "no memory-based cap"."""
-        if not self.learned:
-            return 0 if running else 1
-        if self.per_job_bytes <= 0 or self.idle_bytes is None:
-            return None
-        fits = int((high_water * limit_bytes - self.idle_bytes) // self.per_job_bytes)
-        return max(0, fits - running)
+    def knows(self, job_type: str) -> bool:
+        return job_type in self.footprints
+
+    def discard(self, key: object) -> None:
+        """Forget a job that ended without running to an outcome worth learning from (e.g. skipped)."""
+        self._peaks.pop(key, None)
+
+    def admits(
+        self, job_type: str, running_types: list[str], used_bytes: int, limit_bytes: int, high_water: float
+    ) -> bool:
+        """May one more job of ``job_type`` start next to ``running_types``?
+
+        Projected usage is the larger of what is measured and what the running jobs' footprints say they
+        will reach, plus the newcomer's footprint; it must stay under the high-water mark.
+        """
+        if not running_types:
+            return True
+        if job_type not in self.footprints or any(t not in self.footprints for t in running_types):
+            return False  # a probe runs alone
+        idle = self.idle_bytes if self.idle_bytes is not None else used_bytes
+        committed = idle + sum(self.footprints[t] for t in running_types)
+        return max(used_bytes, committed) + self.footprints[job_type] <= high_water * limit_bytes
 
 
-def receive_count(free_slots: int, memory_budget: int | None, paused: bool, draining: bool) -> int:
-    """Messages to ask SQS for: never more than free slots (no prefetch), SQS's 10, or what memory allows."""
-    if paused or draining:
+def receive_count(free_slots: int, probe_waiting: bool, paused: bool, draining: bool) -> int:
+    """Messages to ask SQS for: never more than free slots (messages waiting for memory hold theirs, so
+    nothing is prefetched beyond capacity) or SQS's 10; none while a job of a type never seen waits to
+    run alone (more arrivals would only keep it waiting)."""
+    if paused or draining or probe_waiting:
         return 0
-    budget = free_slots if memory_budget is None else min(free_slots, memory_budget)
-    return max(0, min(10, budget))
+    return max(0, min(10, free_slots))
+
+
+def empty_receive_pause(wait_seconds: int) -> float:
+    """Seconds to pause after a receive that returned nothing: long polling already waited; a zero
+    wait (short polling) must not turn an empty queue into a busy loop."""
+    return 0.0 if wait_seconds >= 1 else 1.0

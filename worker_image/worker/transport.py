@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from jobfleet_contract.environment import aws_region
 
 log = logging.getLogger("worker.transport")
 
 _SEND_KEYS = ("DataType", "StringValue", "BinaryValue")
+_NO_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+class QueueNotFound(Exception):
+    """QUEUE_URL names no queue: retrying cannot help."""
+
+
+def _raise_if_no_queue(exc: ClientError, queue_url: str) -> None:
+    if exc.response.get("Error", {}).get("Code") in _NO_QUEUE_CODES:
+        raise QueueNotFound(f"QUEUE_URL={queue_url} does not exist") from None
 
 
 @dataclass
@@ -44,6 +58,7 @@ def sqs_client(read_timeout: int = 40):
     """boto3 client honouring AWS_REGION / AWS_ENDPOINT_URL; read timeout outlasts a 20 s long poll."""
     return boto3.client(
         "sqs",
+        region_name=aws_region(os.environ),
         config=Config(
             read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}
         ),
@@ -57,19 +72,27 @@ class SqsTransport:
         self.dlq_url = dlq_url
 
     def visibility_timeout(self) -> int:
-        attrs = self.client.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
-        )
+        try:
+            attrs = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+            )
+        except ClientError as exc:
+            _raise_if_no_queue(exc, self.queue_url)
+            raise
         return int(attrs["Attributes"]["VisibilityTimeout"])
 
     def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
-        response = self.client.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max_messages,
-            WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-            MessageAttributeNames=["All"],
-        )
+        try:
+            response = self.client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageAttributeNames=["All"],
+            )
+        except ClientError as exc:
+            _raise_if_no_queue(exc, self.queue_url)
+            raise
         return [
             Message(
                 message_id=raw["MessageId"],
@@ -129,15 +152,14 @@ class SqsTransport:
             QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
         )
 
-    def send_to_dlq(self, message: Message, attributes: dict[str, dict]) -> None:
-        self.client.send_message(
-            QueueUrl=self.dlq_url, MessageBody=message.body, MessageAttributes=attributes
-        )
+    def send_to_dlq(self, body: str, attributes: dict[str, dict]) -> None:
+        self.client.send_message(QueueUrl=self.dlq_url, MessageBody=body, MessageAttributes=attributes)
 
-    def requeue_with_delay(self, message: Message, delay_seconds: int, attributes: dict[str, dict]) -> None:
+    def requeue_with_delay(self, message: Message, body: str, delay_seconds: int) -> None:
+        """Send ``body`` to the queue again after ``delay_seconds``, with the message's attributes."""
         self.client.send_message(
             QueueUrl=self.queue_url,
-            MessageBody=message.body,
+            MessageBody=body,
             DelaySeconds=delay_seconds,
-            MessageAttributes=attributes,
+            MessageAttributes=message.attributes,
         )

@@ -75,6 +75,49 @@ def report_pid(payload, ctx):
     _mark(payload, ctx, "start")
 
 
+@job("test.behave")
+def behave(payload, ctx):
+    """Does what payload["raise"] says: "transient", "permanent", or nothing (succeeds)."""
+    _mark(payload, ctx, "start")
+    if payload.get("raise") == "transient":
+        raise ConnectionError("downstream unavailable")
+    if payload.get("raise") == "permanent":
+        raise PermanentError("input can never succeed")
+    _mark(payload, ctx, "done")
+
+
+# job id -> the share of the memory limit the job declares it holds while it runs (test.memory); a test's
+# memory reader sums these, so admission is exercised against memory that follows the running jobs.
+memory_held: dict[str, float] = {}
+
+
+@job("test.memory")
+def hold_memory(payload, ctx):
+    _mark(payload, ctx, "start")
+    with _lock:
+        memory_held[ctx.job_id] = float(payload["fraction"])
+    try:
+        time.sleep(float(payload.get("seconds", 0.3)))
+    finally:
+        with _lock:
+            memory_held.pop(ctx.job_id, None)
+    _mark(payload, ctx, "done")
+
+
+@job("test.memory-light")
+def hold_little_memory(payload, ctx):
+    hold_memory(payload, ctx)
+
+
+@job("test.async")
+async def async_job(payload, ctx):
+    import asyncio
+
+    _mark(payload, ctx, "start")
+    await asyncio.sleep(0.01)
+    _mark(payload, ctx, "done")
+
+
 @job("test.result")
 def with_result(payload, ctx):
     """Returns payload["result"], or hands it to ctx.set_result when payload["viaContext"]."""

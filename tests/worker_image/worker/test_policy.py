@@ -1,4 +1,4 @@
-"""Pure policy functions: backoff, failure decisions, heartbeats, breaker, memory guard."""
+"""Pure policy functions: backoff, failure decisions, heartbeats, breaker, memory guard, DLQ attributes."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from worker.policy import (
     BreakerState,
     CircuitBreaker,
     DeadLetter,
-    FootprintEstimator,
+    FootprintModel,
     Retry,
     attempt_number,
     backoff_seconds,
     decide_failure,
     deferral_delay,
+    empty_receive_pause,
     heartbeat_extension,
     memory_paused,
     receive_count,
@@ -100,6 +101,21 @@ def test_breaker_opens_after_threshold_then_half_open_trial_decides():
     assert breaker.state("report", 124) is BreakerState.CLOSED and breaker.allow("report", 124)
 
 
+def test_every_half_open_trial_outcome_resolves_the_state():
+    """Defect 1: a PermanentError from the trial used to leave the type half-open forever."""
+    breaker = CircuitBreaker(failure_threshold=1, cooldown_seconds=10)
+    breaker.record_failure("t", 0)
+    assert breaker.blocked("t", 5) and breaker.allow("t", 10)
+    assert breaker.blocked("t", 10)  # the trial is running
+    breaker.record_permanent("t")  # the handler reached a verdict: not a sign of an outage
+    assert breaker.state("t", 10) is BreakerState.CLOSED and not breaker.blocked("t", 10)
+    # A permanent error while closed neither counts toward opening nor resets the count.
+    breaker = CircuitBreaker(failure_threshold=2, cooldown_seconds=10)
+    breaker.record_failure("t", 0)
+    breaker.record_permanent("t")
+    assert breaker.record_failure("t", 1)
+
+
 def test_success_resets_the_consecutive_failure_count():
     breaker = CircuitBreaker(failure_threshold=2, cooldown_seconds=60)
     breaker.record_failure("t", 0)
@@ -129,34 +145,63 @@ def test_memory_guard_hysteresis(fraction, was_paused, expected):
     assert memory_paused(fraction, was_paused, high_water=0.8, low_water=0.6) is expected
 
 
-def test_receive_count_never_exceeds_free_slots_memory_budget_or_ten():
-    assert receive_count(16, None, paused=False, draining=False) == 10
-    assert receive_count(3, None, paused=False, draining=False) == 3
-    assert receive_count(8, 2, paused=False, draining=False) == 2
-    assert receive_count(8, None, paused=True, draining=False) == 0
-    assert receive_count(8, None, paused=False, draining=True) == 0
-    assert receive_count(0, 5, paused=False, draining=False) == 0
+def test_receive_count_never_exceeds_free_slots_or_ten():
+    assert receive_count(16, False, paused=False, draining=False) == 10
+    assert receive_count(3, False, paused=False, draining=False) == 3
+    assert receive_count(8, True, paused=False, draining=False) == 0  # a new type waits to run alone
+    assert receive_count(8, False, paused=True, draining=False) == 0
+    assert receive_count(8, False, paused=False, draining=True) == 0
+    assert receive_count(0, False, paused=False, draining=False) == 0
 
 
-def test_footprint_probe_then_projection_keeps_jobs_under_high_water():
-    mib = 1024 * 1024
-    estimator = FootprintEstimator(probe_seconds=5)
-    estimator.observe(40 * mib, running=0, now=0)
-    assert estimator.admissible(running=0, limit_bytes=600 * mib, high_water=0.8) == 1  # probe one job
-    estimator.observe(90 * mib, running=1, now=0.1)
-    assert estimator.admissible(running=1, limit_bytes=600 * mib, high_water=0.8) == 0  # still probing
-    estimator.observe(140 * mib, running=1, now=0.5)
-    estimator.job_completed()
-    # (480 - 40) MiB / 100 MiB per job = 4 jobs in total fit under the high-water mark
-    assert estimator.admissible(running=0, limit_bytes=600 * mib, high_water=0.8) == 4
-    assert estimator.admissible(running=3, limit_bytes=600 * mib, high_water=0.8) == 1
-    assert estimator.admissible(running=5, limit_bytes=600 * mib, high_water=0.8) == 0
+def test_zero_wait_receive_pauses_instead_of_spinning():
+    assert empty_receive_pause(0) == 1.0
+    assert empty_receive_pause(20) == 0.0
 
 
-def test_footprint_of_jobs_that_allocate_nothing_imposes_no_cap():
-    estimator = FootprintEstimator(probe_seconds=5)
-    estimator.observe(100, running=0, now=0)
-    estimator.observe(100, running=1, now=1)
-    estimator.observe(100, running=1, now=6.5)  # probe window elapsed without a completion
-    assert estimator.learned
-    assert estimator.admissible(running=1, limit_bytes=1000, high_water=0.8) is None
+MIB = 1024 * 1024
+
+
+def test_a_type_first_runs_alone_then_admission_uses_per_type_footprints():
+    model = FootprintModel()
+    model.observe(40 * MIB, {})
+    assert model.admits("heavy", [], 40 * MIB, 600 * MIB, 0.8)  # nothing running: always one
+    assert not model.admits("light", ["heavy"], 60 * MIB, 600 * MIB, 0.8)  # the heavy probe runs alone
+    model.observe(140 * MIB, {"h1": "heavy"})
+    assert model.job_finished("h1") == (100 * MIB, 140 * MIB)
+    model.observe(41 * MIB, {"l1": "light"})
+    model.job_finished("l1")
+    assert model.footprints == {"heavy": 100 * MIB, "light": 1 * MIB}
+    # 40 idle + 4 x 100 = 440 MiB; a fifth heavy would project 540 > 480 (0.8 x 600), a light still fits.
+    four = ["heavy"] * 4
+    assert model.admits("heavy", ["heavy"] * 3, 200 * MIB, 600 * MIB, 0.8)
+    assert not model.admits("heavy", four, 200 * MIB, 600 * MIB, 0.8)
+    assert model.admits("light", four, 200 * MIB, 600 * MIB, 0.8)
+    # Measured usage above what the footprints say wins (a job over its footprint, a leak).
+    assert not model.admits("light", ["light"], 480 * MIB, 600 * MIB, 0.8)
+    assert not model.admits("new-type", ["light"], 41 * MIB, 600 * MIB, 0.8)  # unseen types probe alone
+
+
+def test_a_job_is_charged_only_what_the_others_footprints_do_not_explain():
+    """Defect 3: a light job running next to growing heavy ones must not learn the heavy footprint."""
+    model = FootprintModel()
+    model.observe(40 * MIB, {})
+    model.observe(140 * MIB, {"h1": "heavy"})
+    model.job_finished("h1")
+    model.observe(40 * MIB, {})
+    model.observe(141 * MIB, {"h2": "heavy", "l1": "light"})  # h2 grew to its 100 MiB while l1 ran
+    model.observe(241 * MIB, {"h2": "heavy", "h3": "heavy", "l1": "light"})
+    share, worker_peak = model.job_finished("l1")
+    assert share == 1 * MIB and worker_peak == 241 * MIB
+    assert model.footprints["light"] == 1 * MIB
+
+
+def test_one_job_bigger_than_the_headroom_never_stops_admission():
+    """Defect 2: a footprint above the high-water headroom admitted nothing, even with nothing running."""
+    model = FootprintModel()
+    model.observe(100 * MIB, {})
+    model.observe(590 * MIB, {"big": "big"})
+    model.job_finished("big")
+    model.observe(100 * MIB, {})
+    assert model.admits("big", [], 100 * MIB, 600 * MIB, 0.8)
+    assert not model.admits("big", ["big"], 590 * MIB, 600 * MIB, 0.8)

@@ -8,10 +8,8 @@ import subprocess
 import sys
 import uuid
 
-import boto3
 import pytest
 
-from jobfleet_contract.status import JobStatusStore
 from tests.worker_image.conftest import CHECKOUT_PATH, SUPPORT_DIR, records
 
 
@@ -42,18 +40,6 @@ def _run_one(args: list[str], **env: str) -> subprocess.CompletedProcess:
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture()
-def status_table(moto_endpoint):
-    name = f"status-{uuid.uuid4().hex[:8]}"
-    table = boto3.resource("dynamodb", endpoint_url=moto_endpoint).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name, JobStatusStore(table)
 
 
 def test_success_from_argument_exits_zero_and_records_status(tmp_path, status_table):

@@ -38,7 +38,12 @@ def test_happy_path_runs_every_job_once_and_deletes_it(sqs, make_queues, start_w
     assert {m["jobId"] for m in succeeded} == ids
     emf = succeeded[0]["_aws"]["CloudWatchMetrics"][0]
     assert emf["Namespace"] == "JobFleet" and emf["Dimensions"] == [["JobType", "Tier"]]
-    assert {m["Name"] for m in emf["Metrics"]} == {"JobsSucceeded", "JobDuration", "QueueWait"}
+    assert {m["Name"] for m in emf["Metrics"]} == {
+        "JobsSucceeded",
+        "JobDuration",
+        "QueueWait",
+        "JobMemoryPeak",
+    }
     assert succeeded[0]["QueueWait"] >= 0 and succeeded[0]["Tier"] == "test"
     assert drain_queue(sqs, queues.dlq_url) == []
 

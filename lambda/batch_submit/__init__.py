@@ -1,0 +1,1 @@
+"""The batch feed: SQS batch-tier queue -> AWS Batch SubmitJob, one job per message."""

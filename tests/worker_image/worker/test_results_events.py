@@ -175,7 +175,7 @@ def test_api_returns_a_small_result_inline_and_a_large_one_as_a_presigned_url(si
     for job_id, value in ((small, {"total": 42}), (large, big)):
         location = results.put(job_id, json.dumps(value))
         store.mark_running(job_id, "test.result", 1)
-        store.mark_succeeded(job_id, "test.result", 1, location)
+        store.mark_succeeded(job_id, "test.result", 1, result=location)
     client = _api(sinks, sqs, results_inline_max_bytes=1024, results_url_seconds=60)
 
     inline = client.get(f"/jobs/{small}").json()
@@ -193,7 +193,7 @@ def test_api_after_the_lifecycle_expired_a_result_still_says_where_it_was(sinks,
     store = status_store(sinks)
     job_id = uuid.uuid4().hex
     location = ResultStore(sinks.s3, sinks.bucket).put(job_id, "{}")
-    store.mark_succeeded(job_id, "test.result", 1, location)
+    store.mark_succeeded(job_id, "test.result", 1, result=location)
     sinks.s3.delete_object(Bucket=sinks.bucket, Key=location["key"])
     body = _api(sinks, sqs).get(f"/jobs/{job_id}").json()
     assert body["status"] == "succeeded" and "result" not in body

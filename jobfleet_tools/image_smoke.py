@@ -193,11 +193,13 @@ def smoke(image: str, assembly: Path, env_name: str) -> None:
         TableName=table, KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST")
+    results = "smoke-results"
+    session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=results)
     queue = sqs.create_queue(QueueName="smoke")["QueueUrl"]
     dlq = sqs.create_queue(QueueName="smoke-dlq")["QueueUrl"]
     # Every tier's jobs go to the one local queue (the API only sends; the worker run drains it).
     api_types = json.loads(ecs_container(templates["Compute"], "Api").environment["JOB_TYPES"])
-    local = {"QUEUE_URL": queue, "DLQ_URL": dlq, "STATUS_TABLE": table,
+    local = {"QUEUE_URL": queue, "DLQ_URL": dlq, "STATUS_TABLE": table, "RESULTS_BUCKET": results,
              "TIER_QUEUES": json.dumps({tier: queue for tier in set(api_types.values())}),
              "AWS_DEFAULT_REGION": "us-east-1"}
     prefix = f"jobfleet-smoke-{uuid.uuid4().hex[:8]}"

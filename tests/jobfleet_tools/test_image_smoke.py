@@ -48,5 +48,6 @@ def test_deploy_time_references_must_have_a_local_value(dev_templates):
     spec = ecs_container(dev_templates["Compute"], "Worker")
     with pytest.raises(SmokeError, match="QUEUE_URL"):
         local_environment(spec, {})
-    env = local_environment(spec, {"QUEUE_URL": "q", "DLQ_URL": "d", "STATUS_TABLE": "t"})
+    env = local_environment(spec, {"QUEUE_URL": "q", "DLQ_URL": "d", "STATUS_TABLE": "t",
+                                   "RESULTS_BUCKET": "r"})
     assert env["QUEUE_URL"] == "q" and env["HEALTH_FILE"].startswith("/tmp/")

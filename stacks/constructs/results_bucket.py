@@ -18,10 +18,28 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from stacks.checkov import skip_check
-from stacks.nag import acknowledge
+from stacks.guard import suppress
+from stacks.nag import acknowledge, acknowledge_report
 from stacks.retention import removal_policy
 
 RESULTS_PREFIX = "results/"
+_NO_ACCESS_LOGS = ("Results are written only by the workers' task roles and read through the job API; the "
+                   "status table and job events record every write, so S3 server access logs would "
+                   "duplicate that trail.")
+_NO_KMS = ("Results are handed out as presigned URLs (GET /jobs/{id}); SSE-S3 keeps those URLs usable "
+           "by any caller the API gives one to, which SSE-KMS would tie to the key policy.")
+_NO_VERSIONING = ("Each result is written once under its jobId and expires by lifecycle; versioning would "
+                  "keep expired results as noncurrent versions past results.expiry_days.")
+# Control Tower controls the results bucket does not meet, each with why.
+_RESULTS_BUCKET_CONTROLS = {
+    "CT.S3.PR.2": _NO_ACCESS_LOGS,
+    "CT.S3.PR.4": "Results are announced by the Job State Change event the worker publishes once the "
+                  "status write is done; an S3 event notification would announce them a second time.",
+    "CT.S3.PR.9": "Results are transient by design and expire after results.expiry_days; Object Lock "
+                  "retention would keep them (and dev buckets) from being deleted as configured.",
+    "CT.S3.PR.10": _NO_KMS,
+    "CT.S3.PR.11": _NO_VERSIONING,
+}
 
 
 def results_bucket_name(config: EnvironmentConfig) -> str | None:
@@ -51,16 +69,19 @@ class ResultsBucket(Construct):
             removal_policy=removal_policy(config.app),
             auto_delete_objects=not config.app.retain,
         )
-        acknowledge(self.bucket, "S1",
-                    "Results are written only by the workers' task roles and read through the job API; "
-                    "the status table and job events record every write, so S3 server access logs "
-                    "would duplicate that trail.")
+        acknowledge(self.bucket, "S1", _NO_ACCESS_LOGS)
         skip_check(self.bucket, "CKV_AWS_18",
                    "Results are written only by the workers' task roles and read through the job API; "
                    "the status table and job events already record every write.")
-        skip_check(self.bucket, "CKV_AWS_21",
-                   "Each result is written once under its jobId and expires by lifecycle; versioning "
-                   "would keep expired results as noncurrent versions past results.expiry_days.")
+        skip_check(self.bucket, "CKV_AWS_21", _NO_VERSIONING)
+        for control, reason in _RESULTS_BUCKET_CONTROLS.items():
+            suppress(self.bucket, control, reason)
+        for rule, reason in (("S3BucketLoggingEnabled", _NO_ACCESS_LOGS), ("S3DefaultEncryptionKMS", _NO_KMS),
+                             ("S3BucketVersioningEnabled", _NO_VERSIONING)):
+            acknowledge_report(self.bucket, rule, reason)
+        acknowledge_report(self.bucket, "S3BucketReplicationEnabled",
+                           "Results are transient (results.expiry_days) and can be recomputed by running "
+                           "the job again; a copy in a second region would not make the API more available.")
 
 
 def grant_results(config: EnvironmentConfig, role: iam.IRole, action: str, scope: Construct) -> None:

@@ -41,7 +41,10 @@ def test_inventory_counts_what_synth_produced(outdir, stages, env):
     assert inventory.interface_endpoint_azs == endpoints
     assert inventory.load_balancers == 1 and inventory.dashboards == 1 and inventory.ecs_clusters == 1
     assert inventory.ecs_services == 1 + len(config.service_tiers)
-    assert inventory.kms_keys == (2 if config.queues.encryption == "kms" else 1)
+    # The alarm topic's key, the queues' key, and one log key in each stack that has log groups
+    # (network flow logs, compute, batch, operations) when logs are encrypted with a CMK.
+    log_keys = 4 if config.app.log_encryption == "kms" else 0
+    assert inventory.kms_keys == (2 if config.queues.encryption == "kms" else 1) + log_keys
     # Every alarm's metrics, plus two alarms per target-tracking policy (backlog per service tier
     # with two metrics each; API CPU and requests with one each).
     assert inventory.alarm_metrics > 4 * len(config.service_tiers)

@@ -64,7 +64,7 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy
 
 test: setup lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 # The whole platform on this machine (moto, API, workers); see docs/local.md. Ctrl-C stops it.
 local: $(VENV)/.dev-installed

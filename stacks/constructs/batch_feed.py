@@ -14,8 +14,6 @@ with that one job definition, and write its own log group; nothing else. Constru
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_iam as iam
@@ -25,17 +23,19 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
+from jobfleet_contract.environment import batch_feed_environment
 from stacks.checkov import skip_check
 from stacks.guard import suppress
+from stacks.lambda_asset import asset_code, asset_packages
 from stacks.logs import project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 HANDLER = "batch_submit.handler.handler"
+# package name in the asset -> its source directory: the handler reads its settings with jobfleet_contract
+ASSET_PACKAGES = asset_packages("batch_submit")
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # Up to 10 messages per invocation; each is submitted and reported on its own.
 BATCH_SIZE = 10
-_ASSET_EXCLUDE = ["*", "!batch_submit", "!batch_submit/*.py", "**/__pycache__", "**/*.pyc"]
 _OUTSIDE_VPC = ("Calls only the Batch SubmitJob public API under IAM (SQS polling is Lambda's event "
                 "source mapping); a VPC would add NAT or endpoints and reach no private resource.")
 
@@ -65,16 +65,16 @@ class BatchFeed(Construct):
             description="JobFleet batch feed: one SQS message -> one AWS Batch job (envelope as a parameter)",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=_ASSET_EXCLUDE),
+            code=asset_code(ASSET_PACKAGES),
             handler=HANDLER,
             timeout=cdk.Duration.seconds(60),
             memory_size=128,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={"JOB_QUEUE": job_queue.job_queue_arn,
-                         "JOB_DEFINITION": job_definition.job_definition_arn,
-                         "JOB_NAME": job_name},
+            environment=batch_feed_environment(job_queue=job_queue.job_queue_arn,
+                                               job_definition=job_definition.job_definition_arn,
+                                               job_name=job_name),
         )
         # The mapping's grant adds receive/delete/get-attributes on the queue and, for a queue
         # under the customer-managed key, kms:Decrypt on that key.

@@ -133,10 +133,14 @@ def test_jobs_stuck_runnable_are_cancelled(templates, stages, env):
 # --- job definition ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("env", ENVS)
-def test_job_definition_runs_run_one_with_the_envelope_parameter(templates, env):
-    container = _job_definition(templates[env])["ContainerProperties"]
+def test_job_definition_runs_run_one_with_the_envelope_and_generation_parameters(templates, env):
+    definition = _job_definition(templates[env])
+    container = definition["ContainerProperties"]
     assert container["Command"][:4] == ["python", "-m", "worker", "run-one"]
-    assert container["Command"][4:] == ["--envelope", "Ref::envelope"]
+    assert container["Command"][4:] == ["--envelope", "Ref::envelope", "--generation", "Ref::generation"]
+    # A job submitted without `generation` (an older feed) runs as generation 0; the envelope has
+    # no default: a job without one is a feed bug that must not run.
+    assert definition["Parameters"] == {"generation": "0"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -19,6 +19,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.app import feature_flags
 from cdk_app.stage import JobFleetStage
 from jobfleet_config.config import load_environment
+from jobfleet_tools.local.batch import retry_strategy
 from stacks.constructs.batch_failure_route import INPUT_PATHS, INPUT_TEMPLATE
 
 ENVS = ["dev", "staging", "prod"]
@@ -151,6 +152,16 @@ def test_retry_on_spot_reclaim_only(templates, stages, env):
         {"Action": "RETRY", "OnStatusReason": "Host EC2*"},
         {"Action": "EXIT", "OnReason": "*"},
     ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_local_mode_retries_as_the_job_definition_does(templates, stages, env):
+    """Local mode's Batch stand-in registers and applies this retry strategy (docs/local.md)."""
+    synthesized = _job_definition(templates[env])["RetryStrategy"]
+    local = retry_strategy(stages[env].config)
+    assert synthesized["Attempts"] == local["attempts"]
+    assert synthesized["EvaluateOnExit"] == [{key[0].upper() + key[1:]: value for key, value in c.items()}
+                                             for c in local["evaluateOnExit"]]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -393,6 +404,8 @@ def test_fargate_spot_alternative_with_fargate_fallback():
     assert definition["PlatformCapabilities"] == ["FARGATE"]
     assert definition["RetryStrategy"]["EvaluateOnExit"][0] == {
         "Action": "RETRY", "OnStatusReason": "Your Spot Task was interrupted*"}
+    assert retry_strategy(fargate)["evaluateOnExit"][0] == {  # local mode's Batch stand-in
+        "action": "RETRY", "onStatusReason": "Your Spot Task was interrupted*"}
     container = definition["ContainerProperties"]
     assert container["ReadonlyRootFilesystem"] is True and container["User"] == "10001"
     assert container["NetworkConfiguration"] == {"AssignPublicIp": "DISABLED"}

@@ -1,10 +1,11 @@
 """Every container environment the stacks synthesize is what its runtime reads.
 
 For each environment: every ECS container (worker tiers, API), every Batch job definition, the
-redrive function and the batch feed function. Their variables (CloudFormation tokens replaced by plausible values) go through
-the runtime's own parser, recording which names it reads: every variable set must be read (by the
-parser, or by a library it uses: jobfleet_contract.environment.READ_BY_LIBRARIES), and the parser
-must accept the set (a missing required variable is a ConfigError naming it).
+redrive function and the batch feed function. Their variables (CloudFormation tokens replaced by
+plausible values) go through the runtime's own parser, recording which names it reads: every
+variable set must be read (by the parser, or by a library it uses:
+jobfleet_contract.environment.READ_BY_LIBRARIES), and the parser must accept the set (a missing
+required variable is a ConfigError naming it).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -81,6 +83,31 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
+@contextmanager
+def local_mode(args: list[str], env: dict[str, str], out_path: Path,
+               stop_seconds: float = 90) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
+    """`python -m jobfleet_tools local ARGS` as a real process, up to its banner; on the way out,
+    Ctrl-C (SIGINT), and SIGKILL of its group if it has not stopped within ``stop_seconds``.
+    Yields the process and a function returning its output so far."""
+    with out_path.open("w") as out:
+        local = subprocess.Popen([sys.executable, "-m", "jobfleet_tools", "local", *args], cwd=REPO, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    output = out_path.read_text
+    try:
+        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90,
+                 "local mode prints its banner")
+        assert local.poll() is None, output()
+        yield local, output
+    finally:
+        if local.poll() is None:
+            local.send_signal(signal.SIGINT)
+        try:
+            local.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(local.pid, signal.SIGKILL)
+            raise
+
+
 @pytest.fixture()
 def config_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "environments"
@@ -114,17 +141,10 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(checkout_path(SUPPORT),
                WORKER_BACKOFF_BASE_SECONDS="0.5")  # transient retries after ~1 s, not ~2-4 s
-    with out_path.open("w") as out:
-        local = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "e2e", "--config-dir", str(config_dir),
-             "--handlers", "local_e2e_jobs", "--run-dir", str(run_dir)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        output = lambda: out_path.read_text()  # noqa: E731
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90,
-                 "local mode prints its banner")
-        assert local.poll() is None, output()
+    args = ["--env", "e2e", "--config-dir", str(config_dir), "--handlers", "local_e2e_jobs",
+            "--run-dir", str(run_dir)]
+    # --- Ctrl-C on the way out: everything stops, workers drain, nothing is left running ---
+    with local_mode(args, env, out_path) as (local, output):
         api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         assert "curl -s -X POST" in output()
@@ -217,15 +237,6 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
         assert events[by_type["e2e.poison"]]["error"].startswith("PermanentError: customer record")
         assert "[events] dead-lettered e2e.poison" in output()
         fleet = psutil.Process(local.pid).children(recursive=True)
-    finally:
-        # --- Ctrl-C: everything stops, workers drain, nothing is left running ---
-        if local.poll() is None:
-            local.send_signal(signal.SIGINT)
-        try:
-            local.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(local.pid, signal.SIGKILL)
-            raise
     text = out_path.read_text()
     assert local.returncode == 0, text
     assert "stopped critical (exit code 0)" in text and "stopped standard (exit code 0)" in text, text
@@ -269,62 +280,50 @@ def test_local_mode_runs_what_the_dev_config_names_with_results_and_events(tmp_p
     env.update(checkout_path(), PARTNER_API_KEY="local-key",
                PARTNER_API_URL=f"http://127.0.0.1:{partner.server_port}")
     env.pop("WORKER_HANDLERS", None)
-    with out_path.open("w") as out:
-        local = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "dev", "--config-dir", str(config_dir),
-             "--run-dir", str(run_dir)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        output = lambda: out_path.read_text()  # noqa: E731
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90, "banner")
-        assert local.poll() is None, output()
-        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
-        assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
-        requests = {
-            "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
-            "usage.analyse": {"samples": [1, 2, 3]},
-            "partner.sync": {"account": "a-1"},
-        }
-        with httpx.Client(base_url=api, timeout=30) as client:
-            jobs = {}
-            for job_type, payload in requests.items():
-                response = client.post("/jobs", json={"type": job_type, "payload": payload})
-                assert response.status_code == 202, response.text
-                jobs[job_type] = response.json()["jobId"]
+        local_run = local_mode(["--env", "dev", "--config-dir", str(config_dir), "--run-dir", str(run_dir)],
+                               env, out_path, stop_seconds=150)
+        with local_run as (local, output):
+            api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+            assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
+            requests = {
+                "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
+                "usage.analyse": {"samples": [1, 2, 3]},
+                "partner.sync": {"account": "a-1"},
+            }
+            with httpx.Client(base_url=api, timeout=30) as client:
+                jobs = {}
+                for job_type, payload in requests.items():
+                    response = client.post("/jobs", json={"type": job_type, "payload": payload})
+                    assert response.status_code == 202, response.text
+                    jobs[job_type] = response.json()["jobId"]
 
-            def finished() -> dict | None:
-                states = {t: client.get(f"/jobs/{j}").json() for t, j in jobs.items()}
-                return states if all(s["status"] in FINAL for s in states.values()) else None
+                def finished() -> dict | None:
+                    states = {t: client.get(f"/jobs/{j}").json() for t, j in jobs.items()}
+                    return states if all(s["status"] in FINAL for s in states.values()) else None
 
-            final = wait_for(finished, 120, f"team jobs final; see {out_path}")
-        assert {t: s["status"] for t, s in final.items()} == dict.fromkeys(requests, "succeeded"), final
-        assert final["invoice.render"]["result"]["total"] == "12.50"
-        assert final["usage.analyse"]["result"]["mean"] == 2.0
-        assert final["partner.sync"]["result"] == {"account": "a-1", "partner": {"synced": 1}}
-        assert final["usage.analyse"]["resultLocation"] == (
-            f"s3://jobfleet-dev-results/results/{jobs['usage.analyse']}.json")
+                final = wait_for(finished, 120, f"team jobs final; see {out_path}")
+            assert {t: s["status"] for t, s in final.items()} == dict.fromkeys(requests, "succeeded"), final
+            assert final["invoice.render"]["result"]["total"] == "12.50"
+            assert final["usage.analyse"]["result"]["mean"] == 2.0
+            assert final["partner.sync"]["result"] == {"account": "a-1", "partner": {"synced": 1}}
+            assert final["usage.analyse"]["resultLocation"] == (
+                f"s3://jobfleet-dev-results/results/{jobs['usage.analyse']}.json")
 
-        events_file = run_dir / "events.jsonl"
+            events_file = run_dir / "events.jsonl"
 
-        def events() -> dict | None:
-            lines = events_file.read_text().splitlines() if events_file.exists() else []
-            found = {json.loads(line)["detail"]["jobId"]: json.loads(line) for line in lines}
-            return found if set(jobs.values()) <= set(found) else None
+            def events() -> dict | None:
+                lines = events_file.read_text().splitlines() if events_file.exists() else []
+                found = {json.loads(line)["detail"]["jobId"]: json.loads(line) for line in lines}
+                return found if set(jobs.values()) <= set(found) else None
 
-        published = wait_for(events, 30, "a Job State Change event per job")
-        for job_type, job_id in jobs.items():
-            event = published[job_id]
-            assert event["source"] == "jobfleet" and event["detail-type"] == "Job State Change"
-            assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
-            assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
-        assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
+            published = wait_for(events, 30, "a Job State Change event per job")
+            for job_type, job_id in jobs.items():
+                event = published[job_id]
+                assert event["source"] == "jobfleet" and event["detail-type"] == "Job State Change"
+                assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
+                assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
+            assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
     finally:
         partner.shutdown()
-        if local.poll() is None:
-            local.send_signal(signal.SIGINT)
-        try:
-            local.wait(timeout=150)
-        except subprocess.TimeoutExpired:
-            os.killpg(local.pid, signal.SIGKILL)
-            raise
     assert local.returncode == 0, out_path.read_text()

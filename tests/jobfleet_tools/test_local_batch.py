@@ -9,8 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -26,7 +24,7 @@ from jobfleet_tools.local.batch import LocalBatchTier, retry_action, retry_strat
 from jobfleet_tools.local.completion import LocalCompletion
 from jobfleet_tools.local.processes import Output
 from jobfleet_tools.local.resources import LocalAws
-from tests.jobfleet_tools.test_local import E2E_TOML, REPO, SUPPORT, checkout_path, wait_for
+from tests.jobfleet_tools.test_local import E2E_TOML, SUPPORT, checkout_path, local_mode, wait_for
 
 BATCH_TYPES = '''"e2e.batch-poison" = "batch"
 "e2e.batch-flaky" = "batch"
@@ -75,15 +73,9 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
     run_dir, out_path = tmp_path / "run", tmp_path / "local.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(checkout_path(SUPPORT))
-    with out_path.open("w") as out:
-        local = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "e2e", "--config-dir", str(config_dir),
-             "--handlers", "local_e2e_jobs", "--run-dir", str(run_dir)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output = lambda: out_path.read_text()  # noqa: E731
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90, "banner")
-        assert local.poll() is None, output()
+    args = ["--env", "e2e", "--config-dir", str(config_dir), "--handlers", "local_e2e_jobs",
+            "--run-dir", str(run_dir)]
+    with local_mode(args, env, out_path) as (local, output):
         api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         sqs, batch = _aws(endpoint, "sqs"), _aws(endpoint, "batch")
@@ -176,14 +168,6 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
                                             "ApproximateNumberOfMessagesNotVisible"])["Attributes"].values()),
                  30, "the batch queue empty")
-    finally:
-        if local.poll() is None:
-            local.send_signal(signal.SIGINT)
-        try:
-            local.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(local.pid, signal.SIGKILL)
-            raise
     text = out_path.read_text()
     assert local.returncode == 0, text
     assert "stopped the batch feed and executor of tier batch" in text and "local mode stopped" in text

@@ -50,6 +50,10 @@ def asset_code(packages: Mapping[str, Path]) -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Required by the API, never pulled: the local bundler always succeeds.
             image=cdk.DockerImage.from_registry("local-bundling-only"),
+            # Names the packages in the bundling options: CDK caches bundles per synth by source
+            # path and options (not by the local bundler), so without it every function's asset
+            # from lambda/ would be the first one bundled. Not part of the asset's hash.
+            environment={"JOBFLEET_ASSET_PACKAGES": ",".join(sorted(packages))},
             # jsii types ILocalBundling.try_bundle with the options struct spread into keywords;
             # the kernel calls implementations with the struct as one positional argument.
             local=cast(cdk.ILocalBundling, _PackageCopy(packages)),

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobfleet_contract.batch import job_parameters
+
 HOST = "127.0.0.1"
 API_PORT = 8080
 
@@ -270,7 +272,7 @@ def _smoke_api(template, image, local, aws, prefix) -> None:
 def _smoke_run_one(template, image, local, aws, prefix) -> None:
     spec = batch_container(template)
     envelope = _envelope("analysis", {"steps": 1, "stepSeconds": 0.1})
-    command = batch_command(spec, {"envelope": json.dumps(envelope)})
+    command = batch_command(spec, job_parameters(json.dumps(envelope), 0))  # as the feed submits it
     container = _run(spec, image, {**local_environment(spec, local), **aws}, prefix, command)
     _wait("run-one to exit", lambda: _exit_code(container) is not None, 120)
     if _exit_code(container) != 0:

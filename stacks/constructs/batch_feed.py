@@ -1,11 +1,12 @@
 """The feed of one batch tier: SQS tier queue -> submitter Lambda -> Batch SubmitJob, one job per message.
 
 The function (lambda/batch_submit/) passes each message's body, the string Lambda's SQS event
-documents, as the job parameter `envelope`, a string as SubmitJob documents it; the job runs
-`python -m worker run-one --envelope Ref::envelope`. Nothing rests on how a pipe would render a
-JSON body into a string parameter (not documented). A failed SubmitJob is a batch item failure:
-that message is retried after the visibility timeout and, after `max_receive_count` receives, the
-queue's redrive policy moves it to the DLQ untouched.
+documents, as the job parameter `envelope`, a string as SubmitJob documents it, and its redrive
+generation as `generation`; the job runs
+`python -m worker run-one --envelope Ref::envelope --generation Ref::generation`. Nothing rests on
+how a pipe would render a JSON body into a string parameter (not documented). A failed SubmitJob is
+a batch item failure: that message is retried after the visibility timeout and, after
+`max_receive_count` receives, the queue's redrive policy moves it to the DLQ untouched.
 
 The role may read that one queue (through the event source mapping), submit to that one job queue
 with that one job definition, and write its own log group; nothing else. Construct IDs ("Logs",

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from jobfleet_contract.batch import job_parameters
 from jobfleet_tools.image_smoke import (
     SmokeError,
     _templates,
@@ -40,7 +41,7 @@ def test_api_and_run_one_get_the_same_runtime_settings(dev_templates):
     for spec in (api, job):
         assert (spec.user, spec.read_only, spec.mount_paths) == ("10001", True, ("/tmp",))
     envelope = json.dumps({"jobId": "j"})
-    command = batch_command(job, {"envelope": envelope})
+    command = batch_command(job, job_parameters(envelope, 0))  # what the feed function submits
     assert command[:4] == ["python", "-m", "worker", "run-one"] and envelope in command
 
 

@@ -1,7 +1,8 @@
 """The environment's results bucket: job results as `results/<jobId>.json` (config `[results]`).
 
-Encrypted (SSE-S3), TLS-only, public access blocked, owner-enforced; results expire by lifecycle after
-`results.expiry_days`. Workers and Batch jobs may put results, the API may read them; nothing else.
+A hardened bucket (stacks/constructs/hardened_bucket.py: SSE-S3, TLS-only, public access blocked,
+owner-enforced); results expire by lifecycle after `results.expiry_days`. Workers and Batch jobs may
+put results, the API may read them; nothing else.
 Construct ID "Results" (in the Stateful stack) is frozen.
 
 The bucket's name is derived from the configuration and the stack's account and region
@@ -15,14 +16,12 @@ import dataclasses
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from jobfleet_config.config import ResultsConfig
 from jobfleet_config.naming import Naming
-from stacks.checkov import skip_check
-from stacks.guard import suppress
-from stacks.nag import acknowledge, acknowledge_report
+from stacks.constructs.hardened_bucket import BucketExemptions, hardened_bucket
+from stacks.nag import acknowledge
 
 RESULTS_PREFIX = "results/"
 _NO_ACCESS_LOGS = ("Results are written only by the workers' task roles and read through the job API; the "
@@ -32,16 +31,34 @@ _NO_KMS = ("Results are handed out as presigned URLs (GET /jobs/{id}); SSE-S3 ke
            "by any caller the API gives one to, which SSE-KMS would tie to the key policy.")
 _NO_VERSIONING = ("Each result is written once under its jobId and expires by lifecycle; versioning would "
                   "keep expired results as noncurrent versions past results.expiry_days.")
-# Control Tower controls the results bucket does not meet, each with why.
-_RESULTS_BUCKET_CONTROLS = {
-    "CT.S3.PR.2": _NO_ACCESS_LOGS,
-    "CT.S3.PR.4": "Results are announced by the Job State Change event the worker publishes once the "
-                  "status write is done; an S3 event notification would announce them a second time.",
-    "CT.S3.PR.9": "Results are transient by design and expire after results.expiry_days; Object Lock "
-                  "retention would keep them (and dev buckets) from being deleted as configured.",
-    "CT.S3.PR.10": _NO_KMS,
-    "CT.S3.PR.11": _NO_VERSIONING,
-}
+_EXEMPTIONS = BucketExemptions(
+    nag={"S1": _NO_ACCESS_LOGS},
+    checkov={
+        "CKV_AWS_18": "Results are written only by the workers' task roles and read through the job "
+                      "API; the status table and job events already record every write.",
+        "CKV_AWS_21": _NO_VERSIONING,
+    },
+    # Control Tower controls the results bucket does not meet, each with why.
+    controls={
+        "CT.S3.PR.2": _NO_ACCESS_LOGS,
+        "CT.S3.PR.4": "Results are announced by the Job State Change event the worker publishes once "
+                      "the status write is done; an S3 event notification would announce them a "
+                      "second time.",
+        "CT.S3.PR.9": "Results are transient by design and expire after results.expiry_days; Object "
+                      "Lock retention would keep them (and dev buckets) from being deleted as "
+                      "configured.",
+        "CT.S3.PR.10": _NO_KMS,
+        "CT.S3.PR.11": _NO_VERSIONING,
+    },
+    report={
+        "S3BucketLoggingEnabled": _NO_ACCESS_LOGS,
+        "S3DefaultEncryptionKMS": _NO_KMS,
+        "S3BucketVersioningEnabled": _NO_VERSIONING,
+        "S3BucketReplicationEnabled": "Results are transient (results.expiry_days) and can be "
+                                      "recomputed by running the job again; a copy in a second "
+                                      "region would not make the API more available.",
+    },
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,35 +88,10 @@ class ResultsBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: ResultsBucketName,
                  expiry_days: int, removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
-            self, "Bucket",
-            bucket_name=name.in_stack(),
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(
-                id="expire-results",
-                prefix=RESULTS_PREFIX,
-                expiration=cdk.Duration.days(expiry_days),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-            )],
-            removal_policy=removal_policy,
-            auto_delete_objects=removal_policy == cdk.RemovalPolicy.DESTROY,
-        )
-        acknowledge(self.bucket, "S1", _NO_ACCESS_LOGS)
-        skip_check(self.bucket, "CKV_AWS_18",
-                   "Results are written only by the workers' task roles and read through the job API; "
-                   "the status table and job events already record every write.")
-        skip_check(self.bucket, "CKV_AWS_21", _NO_VERSIONING)
-        for control, reason in _RESULTS_BUCKET_CONTROLS.items():
-            suppress(self.bucket, control, reason)
-        for rule, reason in (("S3BucketLoggingEnabled", _NO_ACCESS_LOGS), ("S3DefaultEncryptionKMS", _NO_KMS),
-                             ("S3BucketVersioningEnabled", _NO_VERSIONING)):
-            acknowledge_report(self.bucket, rule, reason)
-        acknowledge_report(self.bucket, "S3BucketReplicationEnabled",
-                           "Results are transient (results.expiry_days) and can be recomputed by running "
-                           "the job again; a copy in a second region would not make the API more available.")
+        self.bucket = hardened_bucket(
+            self, "Bucket", bucket_name=name.in_stack(),
+            expiry_rule_id="expire-results", expiry_prefix=RESULTS_PREFIX, expiry_days=expiry_days,
+            removal_policy=removal_policy, exemptions=_EXEMPTIONS)
 
 
 def grant_results(bucket: ResultsBucketName | None, role: iam.IRole, action: str,

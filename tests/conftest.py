@@ -7,10 +7,13 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.support.status_table import new_status_table
 
 REGION = "us-east-1"
 
@@ -54,6 +57,14 @@ def moto_endpoint() -> Iterator[str]:
 def sqs(moto_endpoint: str):
     """A boto3 SQS client pointed at the moto server."""
     return boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture()
+def jobs_table(moto_endpoint: str) -> Iterator[Any]:
+    """A fresh job-status table on the moto server (boto3 Table), defined as local mode's, deleted after."""
+    table = new_status_table(moto_endpoint)
+    yield table
+    table.delete()
 
 
 # --- CDK synthesis: once per test session (a synth starts Node through jsii and costs seconds) ---

@@ -45,20 +45,11 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
 
 
 @pytest.fixture()
-def status_table(moto_endpoint):
+def status_table(jobs_table):
     """A fresh job-status table on the moto server: (table name, JobStatusStore on it)."""
-    import boto3
-
     from jobfleet_contract.status import JobStatusStore
 
-    name = f"status-{uuid.uuid4().hex[:8]}"
-    table = boto3.resource("dynamodb", endpoint_url=moto_endpoint).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name, JobStatusStore(table, tier="test")
+    return jobs_table.name, JobStatusStore(jobs_table, tier="test")
 
 
 @dataclass

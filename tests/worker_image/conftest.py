@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 SUPPORT_DIR = Path(__file__).parent / "support"
@@ -30,7 +33,38 @@ from worker.observability import Metrics  # noqa: E402
 from worker.runtime import Worker  # noqa: E402
 from worker.transport import SqsTransport, sqs_client  # noqa: E402
 
+from jobfleet_tools.local.processes import free_port  # noqa: E402
+
 TEST_JOBS_MODULE = jobfleet_test_jobs.__name__
+
+
+def dead_endpoint() -> str:
+    """An endpoint URL on 127.0.0.1 where nothing listens (a port that was free a moment ago)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextmanager
+def served_api(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """`python -m worker api` of this checkout as a real process (uvicorn) with ``env`` (its PORT);
+    yields the API's URL once /healthz answers, terminates it after."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(CHECKOUT_PATH)}
+    process = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:

@@ -3,6 +3,7 @@ HTTP API."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -10,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,6 +24,7 @@ import pytest
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
 from jobfleet_tools.local.fleet import EXAMPLE_JOB
 from jobfleet_tools.local.processes import job_summary
+from tests.support import polling
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"
@@ -72,15 +73,8 @@ waivers."CT.ELASTICLOADBALANCING.PR.5" = "a local test environment: nothing to p
 """
 
 
-def wait_for(predicate, timeout: float, what: str):
-    """Poll until predicate() is truthy; the bound only keeps a broken run from hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+# Each poll reads every job's status over HTTP: four a second are enough.
+wait_for = functools.partial(polling.wait_for, interval=0.25)
 
 
 @contextmanager

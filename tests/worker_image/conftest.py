@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from worker.runtime import Worker  # noqa: E402
 from worker.transport import SqsTransport, sqs_client  # noqa: E402
 
 from jobfleet_tools.local.processes import free_port  # noqa: E402
+from tests.support.polling import wait_for  # noqa: E402  (imported from here by the worker tests)
 
 TEST_JOBS_MODULE = jobfleet_test_jobs.__name__
 
@@ -51,31 +51,20 @@ def served_api(env: dict[str, str], cwd: Path) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=cwd,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{env['PORT']}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "API did not start"
-            time.sleep(0.1)
+        wait_for(lambda: process.poll() is not None or healthy(), 30, "the API answers /healthz")
+        assert process.poll() is None, "the API exited on start"
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
-    """Poll until predicate() is truthy; the timeout only stops a broken test from hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
 
 
 @pytest.fixture()

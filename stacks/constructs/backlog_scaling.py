@@ -26,7 +26,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import TierConfig
+from jobfleet_config.naming import Naming
 from stacks.constructs.cluster import CONTAINER_INSIGHTS, container_insights_metric
 
 # Backlog per task. m2 < 1 happens while the first task starts: divide by 1 then, never by 0
@@ -43,7 +44,7 @@ SCALE_IN_COOLDOWN_SECONDS = 300
 
 
 class BacklogScaling(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming,
                  tier: TierConfig, service: ecs.FargateService, cluster: ecs.ICluster,
                  queue: sqs.IQueue) -> None:
         super().__init__(scope, construct_id)
@@ -65,7 +66,7 @@ class BacklogScaling(Construct):
         ]
         self.backlog_policy = appscaling.CfnScalingPolicy(
             self, "BacklogPerTask",
-            policy_name=config.resource_name(tier.name, "backlog-per-task"),
+            policy_name=naming.resource_name(tier.name, "backlog-per-task"),
             policy_type="TargetTrackingScaling",
             scaling_target_id=self.target.scalable_target_id,
             target_tracking_scaling_policy_configuration=(
@@ -89,9 +90,9 @@ class BacklogScaling(Construct):
 
         self.wake_up_alarm: cloudwatch.Alarm | None = None
         if tier.min_tasks == 0:
-            self.wake_up_alarm = self._add_wake_up(config, tier, service, cluster, queue)
+            self.wake_up_alarm = self._add_wake_up(naming, tier, service, cluster, queue)
 
-    def _add_wake_up(self, config: EnvironmentConfig, tier: TierConfig,
+    def _add_wake_up(self, naming: Naming, tier: TierConfig,
                      service: ecs.FargateService, cluster: ecs.ICluster,
                      queue: sqs.IQueue) -> cloudwatch.Alarm:
         minute = cdk.Duration.minutes(1)
@@ -110,7 +111,7 @@ class BacklogScaling(Construct):
                                                                       period=minute)
         alarm = cloudwatch.Alarm(
             self, "WakeUpAlarm",
-            alarm_name=config.resource_name(tier.name, "wake-up"),
+            alarm_name=naming.resource_name(tier.name, "wake-up"),
             alarm_description=(f"{tier.name}: messages are waiting while the worker service is "
                                "scaled to zero; starts one task (target tracking takes over)"),
             metric=cloudwatch.MathExpression(expression=WAKE_UP_EXPRESSION,

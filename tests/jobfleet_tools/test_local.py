@@ -3,6 +3,7 @@ HTTP API."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -10,10 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import boto3
@@ -24,6 +24,7 @@ import pytest
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
 from jobfleet_tools.local.fleet import EXAMPLE_JOB
 from jobfleet_tools.local.processes import job_summary
+from tests.support import polling
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"
@@ -72,37 +73,29 @@ waivers."CT.ELASTICLOADBALANCING.PR.5" = "a local test environment: nothing to p
 """
 
 
-def wait_for(predicate, timeout: float, what: str):
-    """Poll until predicate() is truthy; the bound only keeps a broken run from hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+# Each poll reads every job's status over HTTP: four a second are enough.
+wait_for = functools.partial(polling.wait_for, interval=0.25)
 
 
 @contextmanager
 def local_mode(args: list[str], env: dict[str, str], out_path: Path,
-               stop_seconds: float = 90) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
-    """`python -m jobfleet_tools local ARGS` as a real process, up to its banner; on the way out,
-    Ctrl-C (SIGINT), and SIGKILL of its group if it has not stopped within ``stop_seconds``.
-    Yields the process and a function returning its output so far."""
+               stop_timeout: float) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m jobfleet_tools local ARGS` as a real process in its own session, its output in
+    out_path; yields (the process, its API URL) once it prints its banner. On leaving: Ctrl-C (SIGINT)
+    and its drain, the whole group killed if it outlives stop_timeout."""
     with out_path.open("w") as out:
         local = subprocess.Popen([sys.executable, "-m", "jobfleet_tools", "local", *args], cwd=REPO, env=env,
                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    output = out_path.read_text
     try:
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90,
+        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in out_path.read_text(), 90,
                  "local mode prints its banner")
-        assert local.poll() is None, output()
-        yield local, output
+        assert local.poll() is None, out_path.read_text()
+        yield local, re.search(r"API: +(http://127\.0\.0\.1:\d+)", out_path.read_text()).group(1)
     finally:
         if local.poll() is None:
             local.send_signal(signal.SIGINT)
         try:
-            local.wait(timeout=stop_seconds)
+            local.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             os.killpg(local.pid, signal.SIGKILL)
             raise
@@ -143,9 +136,9 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
                WORKER_BACKOFF_BASE_SECONDS="0.5")  # transient retries after ~1 s, not ~2-4 s
     args = ["--env", "e2e", "--config-dir", str(config_dir), "--handlers", "local_e2e_jobs",
             "--run-dir", str(run_dir)]
-    # --- Ctrl-C on the way out: everything stops, workers drain, nothing is left running ---
-    with local_mode(args, env, out_path) as (local, output):
-        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+    # On leaving: Ctrl-C; everything stops, workers drain, nothing is left running.
+    with local_mode(args, env, out_path, stop_timeout=90) as (local, api):
+        output = lambda: out_path.read_text()  # noqa: E731
         endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         assert "curl -s -X POST" in output()
 
@@ -280,50 +273,48 @@ def test_local_mode_runs_what_the_dev_config_names_with_results_and_events(tmp_p
     env.update(checkout_path(), PARTNER_API_KEY="local-key",
                PARTNER_API_URL=f"http://127.0.0.1:{partner.server_port}")
     env.pop("WORKER_HANDLERS", None)
-    try:
-        local_run = local_mode(["--env", "dev", "--config-dir", str(config_dir), "--run-dir", str(run_dir)],
-                               env, out_path, stop_seconds=150)
-        with local_run as (local, output):
-            api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
-            assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
-            requests = {
-                "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
-                "usage.analyse": {"samples": [1, 2, 3]},
-                "partner.sync": {"account": "a-1"},
-            }
-            with httpx.Client(base_url=api, timeout=30) as client:
-                jobs = {}
-                for job_type, payload in requests.items():
-                    response = client.post("/jobs", json={"type": job_type, "payload": payload})
-                    assert response.status_code == 202, response.text
-                    jobs[job_type] = response.json()["jobId"]
+    args = ["--env", "dev", "--config-dir", str(config_dir), "--run-dir", str(run_dir)]
+    with ExitStack() as stack:
+        stack.callback(partner.shutdown)
+        local, api = stack.enter_context(local_mode(args, env, out_path, stop_timeout=150))
+        output = lambda: out_path.read_text()  # noqa: E731
+        assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
+        requests = {
+            "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
+            "usage.analyse": {"samples": [1, 2, 3]},
+            "partner.sync": {"account": "a-1"},
+        }
+        with httpx.Client(base_url=api, timeout=30) as client:
+            jobs = {}
+            for job_type, payload in requests.items():
+                response = client.post("/jobs", json={"type": job_type, "payload": payload})
+                assert response.status_code == 202, response.text
+                jobs[job_type] = response.json()["jobId"]
 
-                def finished() -> dict | None:
-                    states = {t: client.get(f"/jobs/{j}").json() for t, j in jobs.items()}
-                    return states if all(s["status"] in FINAL for s in states.values()) else None
+            def finished() -> dict | None:
+                states = {t: client.get(f"/jobs/{j}").json() for t, j in jobs.items()}
+                return states if all(s["status"] in FINAL for s in states.values()) else None
 
-                final = wait_for(finished, 120, f"team jobs final; see {out_path}")
-            assert {t: s["status"] for t, s in final.items()} == dict.fromkeys(requests, "succeeded"), final
-            assert final["invoice.render"]["result"]["total"] == "12.50"
-            assert final["usage.analyse"]["result"]["mean"] == 2.0
-            assert final["partner.sync"]["result"] == {"account": "a-1", "partner": {"synced": 1}}
-            assert final["usage.analyse"]["resultLocation"] == (
-                f"s3://jobfleet-dev-results/results/{jobs['usage.analyse']}.json")
+            final = wait_for(finished, 120, f"team jobs final; see {out_path}")
+        assert {t: s["status"] for t, s in final.items()} == dict.fromkeys(requests, "succeeded"), final
+        assert final["invoice.render"]["result"]["total"] == "12.50"
+        assert final["usage.analyse"]["result"]["mean"] == 2.0
+        assert final["partner.sync"]["result"] == {"account": "a-1", "partner": {"synced": 1}}
+        assert final["usage.analyse"]["resultLocation"] == (
+            f"s3://jobfleet-dev-results/results/{jobs['usage.analyse']}.json")
 
-            events_file = run_dir / "events.jsonl"
+        events_file = run_dir / "events.jsonl"
 
-            def events() -> dict | None:
-                lines = events_file.read_text().splitlines() if events_file.exists() else []
-                found = {json.loads(line)["detail"]["jobId"]: json.loads(line) for line in lines}
-                return found if set(jobs.values()) <= set(found) else None
+        def events() -> dict | None:
+            lines = events_file.read_text().splitlines() if events_file.exists() else []
+            found = {json.loads(line)["detail"]["jobId"]: json.loads(line) for line in lines}
+            return found if set(jobs.values()) <= set(found) else None
 
-            published = wait_for(events, 30, "a Job State Change event per job")
-            for job_type, job_id in jobs.items():
-                event = published[job_id]
-                assert event["source"] == "jobfleet" and event["detail-type"] == "Job State Change"
-                assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
-                assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
-            assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
-    finally:
-        partner.shutdown()
+        published = wait_for(events, 30, "a Job State Change event per job")
+        for job_type, job_id in jobs.items():
+            event = published[job_id]
+            assert event["source"] == "jobfleet" and event["detail-type"] == "Job State Change"
+            assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
+            assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
+        assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
     assert local.returncode == 0, out_path.read_text()

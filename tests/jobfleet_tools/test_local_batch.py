@@ -75,9 +75,8 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
     env.update(checkout_path(SUPPORT))
     args = ["--env", "e2e", "--config-dir", str(config_dir), "--handlers", "local_e2e_jobs",
             "--run-dir", str(run_dir)]
-    with local_mode(args, env, out_path) as (local, output):
-        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
-        endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
+    with local_mode(args, env, out_path, stop_timeout=90) as (local, api):
+        endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", out_path.read_text()).group(1)
         sqs, batch = _aws(endpoint, "sqs"), _aws(endpoint, "batch")
         queue = sqs.get_queue_url(QueueName=config.resource_name("batch"))["QueueUrl"]
         dlq = sqs.get_queue_url(QueueName=config.resource_name("batch") + "-dlq")["QueueUrl"]
@@ -163,7 +162,7 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
             assert failure["exitCode"] == exit_code and len(failure["attempts"]) == 1
             assert failure["reason"] == "Essential container in task exited"
             assert failure["jobName"] == config.resource_name("batch")
-        assert "[batch] dead-lettered e2e.batch-poison" in output()
+        assert "[batch] dead-lettered e2e.batch-poison" in out_path.read_text()
         wait_for(lambda: not any(int(v) for v in sqs.get_queue_attributes(
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
                                             "ApproximateNumberOfMessagesNotVisible"])["Attributes"].values()),

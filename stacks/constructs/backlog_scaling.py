@@ -121,9 +121,10 @@ class BacklogScaling(Construct):
         self.scale_to_zero_alarm: cloudwatch.Alarm | None = None
         if tier.min_tasks == 0:
             self.wake_up_alarm = self._add_wake_up(config, tier, service, cluster, queue)
-        self.scale_in_alarm = self._add_scale_in(config, tier, service, cluster, queue)
+        inputs = _scale_in_inputs(service, cluster, queue)
+        self.scale_in_alarm = self._add_scale_in(config, tier, inputs)
         if tier.min_tasks == 0:
-            self.scale_to_zero_alarm = self._add_scale_to_zero(config, tier, service, cluster, queue)
+            self.scale_to_zero_alarm = self._add_scale_to_zero(config, tier, inputs)
 
     def _add_wake_up(self, config: EnvironmentConfig, tier: TierConfig,
                      service: ecs.FargateService, cluster: ecs.ICluster,
@@ -160,8 +161,7 @@ class BacklogScaling(Construct):
         return alarm
 
     def _add_scale_in(self, config: EnvironmentConfig, tier: TierConfig,
-                      service: ecs.FargateService, cluster: ecs.ICluster,
-                      queue: sqs.IQueue) -> cloudwatch.Alarm:
+                      inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
         action = appscaling.StepScalingAction(
             self, "ScaleInAction",
             scaling_target=self.target,
@@ -174,75 +174,70 @@ class BacklogScaling(Construct):
         for lower, upper, percent in SCALE_IN_STEPS:
             action.add_adjustment(adjustment=percent, lower_bound=lower, upper_bound=upper)
         floor = max(tier.min_tasks, 1)
-        expression = SCALE_IN_EXPRESSION.format(floor=floor,
-                                                target=f"{tier.backlog_per_task_target:g}")
-        alarm = self._scaling_alarm(
+        return self._scaling_alarm(
             "ScaleInAlarm", config.resource_name(tier.name, "scale-in"),
             f"{tier.name}: work per task (waiting + in flight) below "
             f"{SCALE_IN_BELOW_RATIO:g} x target ({tier.backlog_per_task_target:g}) for "
             f"{SCALE_IN_MINUTES} minutes while more than {floor} task(s) are wanted; removes 25-50 % "
             "of the tasks",
             cloudwatch.MathExpression(
-                expression=expression, label="Work per task / target",
-                using_metrics=self._scaling_metrics(service, cluster, queue, running=True),
+                expression=SCALE_IN_EXPRESSION.format(
+                    floor=floor, target=f"{tier.backlog_per_task_target:g}"),
+                label="Work per task / target", using_metrics=inputs,
                 period=cdk.Duration.minutes(1)),
             threshold=SCALE_IN_BELOW_RATIO,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD)
-        alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
-        return alarm
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, action=action)
 
     def _add_scale_to_zero(self, config: EnvironmentConfig, tier: TierConfig,
-                           service: ecs.FargateService, cluster: ecs.ICluster,
-                           queue: sqs.IQueue) -> cloudwatch.Alarm:
+                           inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
+        # -1 rather than "exactly 0": should the count have risen meanwhile, one task goes.
         action = appscaling.StepScalingAction(
-            self, "ScaleToZeroAction",
-            scaling_target=self.target,
-            # -1 rather than "exactly 0": should the count have risen meanwhile, one task goes.
+            self, "ScaleToZeroAction", scaling_target=self.target,
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-            cooldown=cdk.Duration.seconds(SCALE_IN_COOLDOWN_SECONDS),
-        )
+            cooldown=cdk.Duration.seconds(SCALE_IN_COOLDOWN_SECONDS))
         action.add_adjustment(adjustment=-1, lower_bound=0)
-        alarm = self._scaling_alarm(
+        return self._scaling_alarm(
             "ScaleToZeroAlarm", config.resource_name(tier.name, "scale-to-zero"),
             f"{tier.name}: no message waiting or in flight for {SCALE_IN_MINUTES} minutes while "
             "the service wants one task; stops it (the wake-ups start it again)",
             cloudwatch.MathExpression(
                 expression=SCALE_TO_ZERO_EXPRESSION, label="Idle at one task",
-                using_metrics=self._scaling_metrics(service, cluster, queue, running=False),
+                using_metrics={k: m for k, m in inputs.items() if k != "running"},
                 period=cdk.Duration.minutes(1)),
             threshold=1,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
-        alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
-        return alarm
-
-    def _scaling_metrics(self, service: ecs.FargateService, cluster: ecs.ICluster,
-                         queue: sqs.IQueue, *, running: bool) -> dict[str, cloudwatch.IMetric]:
-        """Per-minute inputs of the scale-in alarms: the highest queue depths and desired count of
-        the minute (a minute that saw work or wanted more tasks counts as such), average running."""
-        minute = cdk.Duration.minutes(1)
-        metrics: dict[str, cloudwatch.IMetric] = {
-            "visible": queue.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=minute),
-            "in_flight": queue.metric_approximate_number_of_messages_not_visible(
-                statistic="Maximum", period=minute),
-            "desired": container_insights_metric("DesiredTaskCount", service, cluster,
-                                                 statistic="Maximum"),
-        }
-        if running:
-            metrics["running"] = container_insights_metric("RunningTaskCount", service, cluster)
-        return metrics
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            action=action)
 
     def _scaling_alarm(self, construct_id: str, name: str, description: str,
                        metric: cloudwatch.MathExpression, *, threshold: float,
-                       comparison: cloudwatch.ComparisonOperator) -> cloudwatch.Alarm:
+                       comparison: cloudwatch.ComparisonOperator,
+                       action: appscaling.StepScalingAction) -> cloudwatch.Alarm:
         # Every one of the minutes must breach; a minute without data does not.
-        return cloudwatch.Alarm(
+        alarm = cloudwatch.Alarm(
             self, construct_id, alarm_name=name, alarm_description=description, metric=metric,
             threshold=threshold, comparison_operator=comparison,
             evaluation_periods=SCALE_IN_MINUTES, datapoints_to_alarm=SCALE_IN_MINUTES,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
+        return alarm
+
+
+def _scale_in_inputs(service: ecs.FargateService, cluster: ecs.ICluster,
+                     queue: sqs.IQueue) -> dict[str, cloudwatch.IMetric]:
+    """Per-minute inputs of the scale-in alarms: the highest queue depths and desired count of the
+    minute (a minute that saw work or wanted more tasks counts as such), average running tasks."""
+    minute = cdk.Duration.minutes(1)
+    return {
+        "visible": queue.metric_approximate_number_of_messages_visible(
+            statistic="Maximum", period=minute),
+        "in_flight": queue.metric_approximate_number_of_messages_not_visible(
+            statistic="Maximum", period=minute),
+        "desired": container_insights_metric("DesiredTaskCount", service, cluster,
+                                             statistic="Maximum"),
+        "running": container_insights_metric("RunningTaskCount", service, cluster),
+    }
 
 
 def _metric_query(query_id: str, namespace: str, metric_name: str, dimensions: list

@@ -431,11 +431,12 @@ class _ServiceModel:
 
 
 def scale_in_percent(value: float) -> int:
-    """The step of the scale-in policy that the alarm value falls in (bounds relative to the
-    threshold, lower inclusive)."""
+    """The step of the scale-in policy that the alarm value falls in. Bounds are relative to the
+    threshold; below it a step's lower bound is exclusive and its upper bound inclusive
+    (Application Auto Scaling's StepAdjustment)."""
     relative = value - SCALE_IN_BELOW_RATIO
     for lower, upper, percent in SCALE_IN_STEPS:
-        if (lower is None or relative >= lower) and (upper is None or relative < upper):
+        if (lower is None or relative > lower) and (upper is None or relative <= upper):
             return percent
     raise ValueError(f"{value} is not below the scale-in threshold {SCALE_IN_BELOW_RATIO}")
 

@@ -17,6 +17,7 @@ from jobfleet_tools.capacity import cli, simulate_cli
 from jobfleet_tools.capacity.model import API_WAKE_SECONDS, SCALE_IN_MINUTES, BatchPolicy, ServicePolicy
 from jobfleet_tools.capacity.simulate import (
     percent_adjustment,
+    scale_in_percent,
     seconds_above,
     simulate,
     simulate_batch,
@@ -143,6 +144,12 @@ def test_scale_in_steps_down_gradually_and_to_zero_only_after_idle_minutes(prod)
     assert first_zero - last_one >= SCALE_IN_MINUTES
     visible = result.series.visible
     assert all(visible[m] == 0 for m in range(first_zero - SCALE_IN_MINUTES, first_zero))
+
+
+@pytest.mark.parametrize(("value", "percent"), [(0.49, -25), (0.26, -25), (0.25, -50), (0.0, -50)])
+def test_scale_in_step_bounds_below_the_threshold(value, percent):
+    """Below the threshold (0.5) a step's upper bound is inclusive, its lower bound exclusive."""
+    assert scale_in_percent(value) == percent
 
 
 @pytest.mark.parametrize(("desired", "percent", "change"), [

@@ -13,7 +13,7 @@ Service tiers (Fargate workers), as synthesized (see model.py for the numbers):
 - Scale-in step policies, each alarm invoking its policy once a minute while all of the last
   `SCALE_IN_MINUTES` data points breach, at most once per `SCALE_IN_COOLDOWN_SECONDS` (shared):
   "scale-in" when (visible max + in flight max) / max(running, 1) / target < SCALE_IN_BELOW_RATIO
-  with desired max > max(min_tasks, 1): removes 25 % (50 % below a quarter of the target) of the
+  with desired max > max(min_tasks, 1): removes 25 % (50 % at or below a quarter of the target) of the
   desired count, truncated towards zero, at least 1; "scale-to-zero" (min 0 tiers) when nothing
   was visible or in flight and desired max was exactly 1: removes one task. A data point without
   SQS data breaches neither.

@@ -54,7 +54,7 @@ SCALE_IN_COOLDOWN_SECONDS = 300
 # Scale-in waits for as many low minutes as target tracking's own low alarm did.
 SCALE_IN_MINUTES = 15
 # Work per task as a fraction of the backlog-per-task target ("ratio"). Below half the target a
-# step removes 25 % of the tasks, below a quarter 50 %: either way the remaining tasks stay under
+# step removes 25 % of the tasks, at or below a quarter 50 %: either way the remaining tasks stay under
 # the target, so the scale-out policy is not provoked into adding them straight back.
 SCALE_IN_BELOW_RATIO = 0.5
 SCALE_IN_STEPS = ((-0.25, 0.0, -25), (None, -0.25, -50))  # (lower, upper) relative to the threshold, %

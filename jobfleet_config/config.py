@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from jobfleet_config.naming import Naming
 from jobfleet_config.workload import (
     ARCHITECTURES,
     DEFAULT_BREAKER,
@@ -470,6 +471,10 @@ class EnvironmentConfig:
     def batch_tiers(self) -> tuple[TierConfig, ...]:
         return tuple(t for t in self.tiers if not t.is_service)
 
+    def tier_job_types(self, tier: TierConfig) -> tuple[str, ...]:
+        """The job types routed to ``tier``, sorted."""
+        return tuple(sorted(t for t, name in self.job_types.items() if name == tier.name))
+
     def tier_job_settings(self, tier: TierConfig) -> dict[str, dict[str, Any]]:
         """The non-default per-job-type settings of ``tier``'s types, as the keyword arguments of
         jobfleet_contract.environment.job_type_environment (JOB_TIMEOUTS / JOB_ISOLATION / JOB_BREAKERS)."""
@@ -501,9 +506,13 @@ class EnvironmentConfig:
     def auth_audience(self) -> str:
         return self.auth.audience or self.resource_name("api")
 
+    @property
+    def naming(self) -> Naming:
+        return Naming(app=self.app.name, environment=self.name)
+
     def resource_name(self, *parts: str) -> str:
         """`<app>-<env>-<parts...>`: the naming convention of queues, alarms and functions."""
-        return "-".join((self.app.name, self.name, *parts))
+        return self.naming.resource_name(*parts)
 
 
 # Top-level sections and the dataclass each one validates into.

@@ -30,8 +30,9 @@ from stacks.constructs.batch_compute import BatchCompute, runnable_time_limits
 from stacks.constructs.batch_failure_route import BatchFailureRoute
 from stacks.constructs.batch_feed import BatchFeed
 from stacks.constructs.batch_job_definition import BatchJobDefinition
-from stacks.constructs.team_workload import container_image
+from stacks.constructs.team_workload import JobCompletion, container_image
 from stacks.constructs.tier_queue import TierQueue
+from stacks.logs import LogSettings
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class BatchStack(cdk.Stack):
         if not config.batch_tiers:
             raise ValueError("BatchStack needs at least one tier with runtime = \"batch\"")
         self.compute = BatchCompute(self, "Compute", config=config.batch, vpc=vpc)
+        logs = LogSettings.of(config)
+        completion = JobCompletion.of(config)
 
         self.tiers: dict[str, BatchTier] = {}
         for tier in config.batch_tiers:
@@ -64,14 +67,17 @@ class BatchStack(cdk.Stack):
             )
             # The default is the worker image asset the Fargate tiers use (same directory and
             # platform, so the same asset hash: built and pushed once).
-            image = container_image(self, config, tier.image, tier.architecture)
-            job = BatchJobDefinition(scope_, "Job", config=config, tier=tier,
+            image = container_image(self, tier.image, tier.architecture,
+                                    worker_image=config.worker_image)
+            job = BatchJobDefinition(scope_, "Job", tier=tier, name=name, settings=config.batch,
+                                     logs=logs, job_settings=config.tier_job_settings(tier),
+                                     status_ttl_days=config.status.ttl_days, completion=completion,
                                      status_table=status_table, key=key, image=image)
             queues = tier_queues[tier.name]
             feed = BatchFeed(
                 scope_, "Feed", function_name=config.resource_name(tier.name, "feed"),
                 queue=queues.queue, job_queue=job_queue,
-                job_definition=job.job_definition, job_name=name, config=config)
+                job_definition=job.job_definition, job_name=name, logs=logs)
             failures = BatchFailureRoute(
                 scope_, "Failures", rule_name=config.resource_name(tier.name, "failed"),
                 job_queue=job_queue, dead_letter_queue=queues.dead_letter_queue, key=key)

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.vpc_endpoints import VpcEndpoints
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge_report
 
 
@@ -39,8 +39,8 @@ class NetworkStack(cdk.Stack):
         acknowledge_report(vpc, "VPCNoUnrestrictedRouteToIGW",
                            "Only the public subnets route 0.0.0.0/0 to the internet gateway: they "
                            "hold the internet-facing ALB and the NAT gateways; every task is private.")
-        flow_logs = project_log_group(self, "FlowLogs", config=config,
-                                      retention_days=net.flow_log_retention_days,
+        flow_log_settings = LogSettings.of(config).with_retention(net.flow_log_retention_days)
+        flow_logs = project_log_group(self, "FlowLogs", settings=flow_log_settings,
                                       removal_policy=cdk.RemovalPolicy.DESTROY)
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                          traffic_type=ec2.FlowLogTrafficType.ALL)

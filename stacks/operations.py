@@ -18,6 +18,7 @@ from stacks.constructs.batch_alarms import BatchAlarms
 from stacks.constructs.dashboard import OperationsDashboard
 from stacks.constructs.redrive_function import RedriveFunction
 from stacks.constructs.tier_alarms import TierAlarms
+from stacks.logs import LogSettings
 from stacks.retention import removal_policy
 from stacks.stateful import StatefulStack
 
@@ -27,13 +28,15 @@ class OperationsStack(cdk.Stack):
                  stateful: StatefulStack, compute: ComputeStack | None = None,
                  batch: BatchStack | None = None, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        naming = config.naming
         self.alarm_topic = AlarmTopic(
             self, "AlarmTopic", topic_name=config.resource_name("alarms"),
             emails=config.alarms.emails, https_endpoints=config.alarms.https_endpoints,
             removal_policy=removal_policy(config.app),
         )
         self.topic = self.alarm_topic.topic
-        self.dashboard = OperationsDashboard(self, "Dashboard", config=config)
+        self.dashboard = OperationsDashboard(self, "Dashboard", name=config.resource_name(),
+                                             thresholds=config.alarms)
 
         cluster = compute.cluster if compute is not None else None
         worker_services = compute.worker_services if compute is not None else {}
@@ -42,7 +45,7 @@ class OperationsStack(cdk.Stack):
         for tier in config.tiers:
             service = worker_services.get(tier.name) if tier.is_service else None
             self.tier_alarms[tier.name] = TierAlarms(
-                self, f"Tier-{tier.name}", config=config, tier=tier,
+                self, f"Tier-{tier.name}", thresholds=config.alarms, naming=naming, tier=tier,
                 tier_queue=stateful.tier_queues[tier.name], topic=self.alarm_topic,
                 service=service, cluster=cluster)
             tier_rows.append((tier, stateful.tier_queues[tier.name], service))
@@ -50,7 +53,8 @@ class OperationsStack(cdk.Stack):
         self.api_alarms: ApiAlarms | None = None
         if compute is not None:
             self.api_alarms = ApiAlarms(
-                self, "Api", config=config, load_balancer=compute.load_balancer,
+                self, "Api", thresholds=config.alarms, naming=naming,
+                load_balancer=compute.load_balancer,
                 target_group=compute.api_target_group, topic=self.alarm_topic)
 
         # One set per batch tier: BatchStack.tiers maps each to its job queue and failure rule.
@@ -59,19 +63,22 @@ class OperationsStack(cdk.Stack):
             for tier in config.batch_tiers:
                 batch_tier = batch.tiers[tier.name]
                 self.batch_alarms[tier.name] = BatchAlarms(
-                    self, f"Batch-{tier.name}", config=config, tier=tier.name,
+                    self, f"Batch-{tier.name}", naming=naming,
+                    failed_jobs_threshold=config.alarms.batch_failed_jobs_threshold, tier=tier.name,
                     job_queue=batch_tier.job_queue, failure_rule=batch_tier.failure_rule,
                     topic=self.alarm_topic)
 
         self.redrive = RedriveFunction(
-            self, "Redrive", config=config, tier_queues=stateful.tier_queues,
+            self, "Redrive", naming=naming, redrive=config.redrive,
+            status_ttl_days=config.status.ttl_days, logs=LogSettings.of(config),
+            tier_queues=stateful.tier_queues,
             status_table=stateful.status_table, key=stateful.key, topic=self.alarm_topic)
         self.redrive_function = self.redrive.function
 
         # Widgets last, so the alarm status widget lists every alarm.
         self.dashboard.add_alarm_status(self.alarm_topic.alarms)
         for tier, tier_queue, service in tier_rows:
-            self.dashboard.add_tier(tier, tier_queue, service, cluster)
+            self.dashboard.add_tier(tier, config.tier_job_types(tier), tier_queue, service, cluster)
         if compute is not None and self.api_alarms is not None:
             self.dashboard.add_api(self.api_alarms, compute.api_service, compute.cluster)
         for batch_alarms in self.batch_alarms.values():

@@ -15,7 +15,7 @@ from constructs import Construct
 from jobfleet_config.config import EnvironmentConfig
 from stacks.constructs.job_status_table import JobStatusTable
 from stacks.constructs.keys import deny_grants_except_for_aws_resources
-from stacks.constructs.results_bucket import ResultsBucket
+from stacks.constructs.results_bucket import ResultsBucket, ResultsBucketName
 from stacks.constructs.tier_queue import TierQueue
 from stacks.retention import removal_policy
 
@@ -57,6 +57,9 @@ class StatefulStack(cdk.Stack):
 
         # Job results (results/<jobId>.json), when [results] is enabled.
         self.results_bucket: s3.IBucket | None = None
-        if config.results.enabled:
-            self.results_bucket = ResultsBucket(self, "Results", config=config).bucket
+        results_name = ResultsBucketName.of(config.naming, config.results)
+        if results_name is not None:
+            self.results_bucket = ResultsBucket(self, "Results", name=results_name,
+                                                expiry_days=config.results.expiry_days,
+                                                removal_policy=removal).bucket
             cdk.CfnOutput(self, "ResultsBucketName", value=self.results_bucket.bucket_name)

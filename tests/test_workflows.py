@@ -7,6 +7,7 @@ plus the intent checks below.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,13 @@ def test_pull_request_lints_builds_and_smoke_runs_the_image():
     assert build < smoke and "--platform linux/amd64" in runs[build]
     # The build context is the repository root (the image ships jobfleet_contract too).
     assert runs[build].endswith("--file worker_image/Dockerfile --tag jobfleet-worker:ci .")
+    # The smoke run's arguments are the tool's: the image just built, the environment just synthesized.
+    from jobfleet_tools.image_smoke import parse_args
+
+    command = shlex.split(runs[smoke])
+    args = parse_args(command[command.index("image-smoke") + 1:])
+    assert args.image == "jobfleet-worker:ci" and str(args.assembly) == "cdk.out"
+    assert any(r == f"make synth ENV={args.env}" for r in runs[:smoke])
 
 
 def test_deploy_promotes_dev_then_staging_then_prod():

@@ -20,11 +20,10 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.config import AuthConfig
 from jobfleet_contract.environment import ApiAuth, auth_scopes
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge
-from stacks.retention import removal_policy
 
 # Scope names on the resource server; tokens carry them as `<audience>/<name>` (auth_scopes).
 SCOPES = {"submit": "submit", "read": "read", "readAny": "read-any"}
@@ -34,22 +33,25 @@ MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadI
                        "AWSManagedRulesAmazonIpReputationList")
 
 
-def api_auth(config: EnvironmentConfig, issuer_url: str | None) -> ApiAuth:
+def api_auth(auth: AuthConfig, audience: str, issuer_url: str | None) -> ApiAuth:
     """The API's access settings; `issuer_url` is the provisioned pool's, if any."""
-    auth = config.auth
     if auth.mode == "none":
         return ApiAuth(rate_limit_per_client=auth.rate_limit_per_client)
-    return ApiAuth(mode="jwt", issuer=issuer_url or auth.issuer, audience=config.auth_audience,
-                   scopes=auth_scopes(config.auth_audience),
+    return ApiAuth(mode="jwt", issuer=issuer_url or auth.issuer, audience=audience,
+                   scopes=auth_scopes(audience),
                    rate_limit_per_client=auth.rate_limit_per_client)
 
 
 class TokenIssuer(Construct):
-    """`issuer_url` (the `iss` of its tokens), `token_url`, and the producer `client`."""
+    """`issuer_url` (the `iss` of its tokens), `token_url`, and the producer `client`.
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+    `audience` is the resource server's identifier; the Cognito domain is `domain_prefix` followed
+    by the account ID (Cognito domain prefixes are global).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, audience: str, domain_prefix: str,
+                 removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        audience = config.auth_audience
         self.user_pool = cognito.UserPool(
             self, "Pool",
             self_sign_up_enabled=False,
@@ -60,8 +62,8 @@ class TokenIssuer(Construct):
                                                    require_symbols=True),
             mfa=cognito.Mfa.REQUIRED,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
-            deletion_protection=config.app.retain,
-            removal_policy=removal_policy(config.app),
+            deletion_protection=removal_policy == cdk.RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
         )
         acknowledge(self.user_pool, "COG8",
                     "Machine-to-machine pool: only the client-credentials flow is enabled and no "
@@ -75,7 +77,7 @@ class TokenIssuer(Construct):
                                                 scope_description="Read any job (operators)")])
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(
-                domain_prefix=f"{config.resource_name('jobs')}-{cdk.Aws.ACCOUNT_ID}"))
+                domain_prefix=f"{domain_prefix}-{cdk.Aws.ACCOUNT_ID}"))
         self.client = self.user_pool.add_client(
             "Producer",
             generate_secret=True,
@@ -94,10 +96,11 @@ class TokenIssuer(Construct):
 
 
 class ApiFirewall(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 load_balancer: elbv2.IApplicationLoadBalancer) -> None:
+    """`name` names the web ACL, its metrics and (prefixed aws-waf-logs-) its log group."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, name: str, requests_per_ip: int,
+                 logs: LogSettings, load_balancer: elbv2.IApplicationLoadBalancer) -> None:
         super().__init__(scope, construct_id)
-        name = config.resource_name("api")
         rules = [
             wafv2.CfnWebACL.RuleProperty(
                 name=group, priority=priority,
@@ -112,7 +115,7 @@ class ApiFirewall(Construct):
             name="RequestsPerIp", priority=len(rules),
             statement=wafv2.CfnWebACL.StatementProperty(
                 rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=config.api.waf_requests_per_ip, aggregate_key_type="IP")),
+                    limit=requests_per_ip, aggregate_key_type="IP")),
             action=wafv2.CfnWebACL.RuleActionProperty(block={}),
             visibility_config=_visibility(f"{name}-requests-per-ip")))
         self.web_acl = wafv2.CfnWebACL(
@@ -122,7 +125,7 @@ class ApiFirewall(Construct):
         wafv2.CfnWebACLAssociation(self, "Association", resource_arn=load_balancer.load_balancer_arn,
                                    web_acl_arn=self.web_acl.attr_arn)
         # WAF only delivers to log groups whose name starts with aws-waf-logs-.
-        self.log_group = project_log_group(self, "Logs", config=config,
+        self.log_group = project_log_group(self, "Logs", settings=logs,
                                            log_group_name=f"aws-waf-logs-{name}")
         wafv2.CfnLoggingConfiguration(
             self, "Logging", resource_arn=self.web_acl.attr_arn,

@@ -7,7 +7,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.config import AlarmsConfig
+from jobfleet_config.naming import Naming
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 
 ELB_5XX = "alb-5xx"
@@ -21,11 +22,10 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 
 
 class ApiAlarms(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 load_balancer: elbv2.ApplicationLoadBalancer,
+    def __init__(self, scope: Construct, construct_id: str, *, thresholds: AlarmsConfig,
+                 naming: Naming, load_balancer: elbv2.ApplicationLoadBalancer,
                  target_group: elbv2.ApplicationTargetGroup, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
-        thresholds = config.alarms
         # Dimensions from the load balancer's and target group's own full-name attributes. (The
         # target group's `metrics` derive the LoadBalancer dimension by splitting the listener
         # ARN, which across stacks becomes Fn::Split over an imported value.)
@@ -47,7 +47,7 @@ class ApiAlarms(Construct):
         self.healthy = metric("HealthyHostCount", tg_dims, "Minimum", ONE_MINUTE, "healthy")
 
         def name(what: str) -> str:
-            return config.resource_name(SCOPE, what)
+            return naming.resource_name(SCOPE, what)
 
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         # The ALB publishes HTTPCode_ELB_5XX_Count only when it is non-zero: no data = no 5xx.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
@@ -10,7 +12,8 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.config import AlarmsConfig, ApiConfig, ResultsConfig
+from jobfleet_config.naming import Naming
 from jobfleet_contract.environment import ApiAuth, api_environment, api_results_environment
 from stacks.constructs.deployment_alarms import api_deployment_alarms
 from stacks.constructs.hardened_container import (
@@ -19,9 +22,10 @@ from stacks.constructs.hardened_container import (
     fargate_task_definition,
 )
 from stacks.constructs.job_status_table import grant_status_access
-from stacks.constructs.results_bucket import grant_results
+from stacks.constructs.results_bucket import ResultsBucketName, grant_results
 from stacks.constructs.team_workload import CPU_ARCHITECTURES
 from stacks.constructs.tier_queue import TierQueue
+from stacks.logs import LogSettings
 
 API_PORT = 8080
 # The API holds no long work: a short drain is enough for in-flight requests (the ALB
@@ -36,36 +40,41 @@ class ApiService(Construct):
     them: no receive, no delete. It may create, read and withdraw job status records. With
     `wake_services` (tiers that scale to zero) it may describe those services and set their desired
     count (worker/wake.py starts the first task when a job arrives), on those services only.
+
+    `job_types` maps each job type to its tier; `tier_max_payload_bytes` holds the tiers whose
+    payload limit is tighter than `api.max_payload_bytes`; `thresholds` are the environment's alarm
+    thresholds its deployment alarm uses.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
+    def __init__(self, scope: Construct, construct_id: str, *, api: ApiConfig, naming: Naming,
+                 logs: LogSettings, thresholds: AlarmsConfig, job_types: Mapping[str, str],
+                 tier_max_payload_bytes: Mapping[str, int], status_ttl_days: int,
+                 results: ResultsConfig, cluster: ecs.ICluster, listener: elbv2.ApplicationListener,
                  image: ecs.ContainerImage, tier_queues: dict[str, TierQueue],
                  status_table: dynamodb.ITableV2, auth: ApiAuth,
                  wake_services: dict[str, ecs.FargateService] | None = None) -> None:
         super().__init__(scope, construct_id)
-        api = config.api
         stack = cdk.Stack.of(self)
         self.task_definition = fargate_task_definition(self, "TaskDefinition", cpu=api.cpu,
                                                        memory_mib=api.memory_mib,
                                                        architecture=CPU_ARCHITECTURES[api.architecture])
         # GET /jobs/{id}: small results inline, larger ones as a presigned URL.
-        result_settings = (api_results_environment(inline_max_bytes=config.results.inline_max_bytes,
-                                                   url_seconds=config.results.url_seconds)
-                           if config.results.enabled else {})
+        result_settings = (api_results_environment(inline_max_bytes=results.inline_max_bytes,
+                                                   url_seconds=results.url_seconds)
+                           if results.enabled else {})
         # The reference API is `python -m worker api`; a user's own image runs its own command.
         command = [] if api.image else ["python", "-m", "worker", "api"]
         self.container = add_hardened_container(
             self.task_definition, "Api",
-            config=config,
+            logs=logs,
             image=image,
             command=command or None,
             # Queue URLs are tokens: the JSON is built at deploy time (to_json_string).
             environment=api_environment(
                 tier_queue_urls={name: tq.queue.queue_url for name, tq in tier_queues.items()},
-                job_types=config.job_types, status_table=status_table.table_name,
-                status_ttl_days=config.status.ttl_days, max_payload_bytes=api.max_payload_bytes,
-                tier_max_payload_bytes=config.tier_payload_limits(), port=API_PORT,
+                job_types=job_types, status_table=status_table.table_name,
+                status_ttl_days=status_ttl_days, max_payload_bytes=api.max_payload_bytes,
+                tier_max_payload_bytes=tier_max_payload_bytes, port=API_PORT,
                 wake_services={tier: (cluster.cluster_name, service.service_name)
                                for tier, service in (wake_services or {}).items()},
                 wake_interval_seconds=api.wake_interval_seconds,
@@ -81,7 +90,7 @@ class ApiService(Construct):
             self, "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            service_name=config.resource_name("api"),
+            service_name=naming.resource_name("api"),
             assign_public_ip=False,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
@@ -111,7 +120,7 @@ class ApiService(Construct):
 
         # Roll a deployment back when its tasks answer 5xx.
         self.deployment_alarms = api_deployment_alarms(
-            self, "DeploymentAlarms", config=config, service=self.service,
+            self, "DeploymentAlarms", naming=naming, thresholds=thresholds, service=self.service,
             target_group=self.target_group)
 
         role = self.task_definition.task_role
@@ -123,7 +132,7 @@ class ApiService(Construct):
         # claim), Delete (conditional: undo a `queued` record or a claim after a failed send).
         grant_status_access(status_table, role, "dynamodb:PutItem", "dynamodb:GetItem",
                             "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-        grant_results(config, role, "s3:GetObject", self)
+        grant_results(ResultsBucketName.of(naming, results), role, "s3:GetObject", self)
         if wake_services:
             # Read and raise the desired count of the services that scale to zero, nothing else:
             # UpdateService could also change their task definition, so no other service is named.

@@ -37,7 +37,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import TierConfig
+from jobfleet_config.naming import Naming
 from stacks.constructs.cluster import CONTAINER_INSIGHTS, container_insights_metric
 
 # Backlog per task. m2 < 1 happens while the first task starts: divide by 1 then, never by 0
@@ -72,7 +73,7 @@ SCALE_TO_ZERO_EXPRESSION = (
 
 
 class BacklogScaling(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming,
                  tier: TierConfig, service: ecs.FargateService, cluster: ecs.ICluster,
                  queue: sqs.IQueue) -> None:
         super().__init__(scope, construct_id)
@@ -94,7 +95,7 @@ class BacklogScaling(Construct):
         ]
         self.backlog_policy = appscaling.CfnScalingPolicy(
             self, "BacklogPerTask",
-            policy_name=config.resource_name(tier.name, "backlog-per-task"),
+            policy_name=naming.resource_name(tier.name, "backlog-per-task"),
             policy_type="TargetTrackingScaling",
             scaling_target_id=self.target.scalable_target_id,
             target_tracking_scaling_policy_configuration=(
@@ -120,13 +121,13 @@ class BacklogScaling(Construct):
         self.wake_up_alarm: cloudwatch.Alarm | None = None
         self.scale_to_zero_alarm: cloudwatch.Alarm | None = None
         if tier.min_tasks == 0:
-            self.wake_up_alarm = self._add_wake_up(config, tier, service, cluster, queue)
+            self.wake_up_alarm = self._add_wake_up(naming, tier, service, cluster, queue)
         inputs = _scale_in_inputs(service, cluster, queue)
-        self.scale_in_alarm = self._add_scale_in(config, tier, inputs)
+        self.scale_in_alarm = self._add_scale_in(naming, tier, inputs)
         if tier.min_tasks == 0:
-            self.scale_to_zero_alarm = self._add_scale_to_zero(config, tier, inputs)
+            self.scale_to_zero_alarm = self._add_scale_to_zero(naming, tier, inputs)
 
-    def _add_wake_up(self, config: EnvironmentConfig, tier: TierConfig,
+    def _add_wake_up(self, naming: Naming, tier: TierConfig,
                      service: ecs.FargateService, cluster: ecs.ICluster,
                      queue: sqs.IQueue) -> cloudwatch.Alarm:
         minute = cdk.Duration.minutes(1)
@@ -145,7 +146,7 @@ class BacklogScaling(Construct):
                                                                       period=minute)
         alarm = cloudwatch.Alarm(
             self, "WakeUpAlarm",
-            alarm_name=config.resource_name(tier.name, "wake-up"),
+            alarm_name=naming.resource_name(tier.name, "wake-up"),
             alarm_description=(f"{tier.name}: messages are waiting while the worker service is "
                                "scaled to zero; starts one task (target tracking takes over)"),
             metric=cloudwatch.MathExpression(expression=WAKE_UP_EXPRESSION,
@@ -160,7 +161,7 @@ class BacklogScaling(Construct):
         alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
         return alarm
 
-    def _add_scale_in(self, config: EnvironmentConfig, tier: TierConfig,
+    def _add_scale_in(self, naming: Naming, tier: TierConfig,
                       inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
         action = appscaling.StepScalingAction(
             self, "ScaleInAction",
@@ -175,7 +176,7 @@ class BacklogScaling(Construct):
             action.add_adjustment(adjustment=percent, lower_bound=lower, upper_bound=upper)
         floor = max(tier.min_tasks, 1)
         return self._scaling_alarm(
-            "ScaleInAlarm", config.resource_name(tier.name, "scale-in"),
+            "ScaleInAlarm", naming.resource_name(tier.name, "scale-in"),
             f"{tier.name}: work per task (waiting + in flight) below "
             f"{SCALE_IN_BELOW_RATIO:g} x target ({tier.backlog_per_task_target:g}) for "
             f"{SCALE_IN_MINUTES} minutes while more than {floor} task(s) are wanted; removes 25-50 % "
@@ -188,7 +189,7 @@ class BacklogScaling(Construct):
             threshold=SCALE_IN_BELOW_RATIO,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, action=action)
 
-    def _add_scale_to_zero(self, config: EnvironmentConfig, tier: TierConfig,
+    def _add_scale_to_zero(self, naming: Naming, tier: TierConfig,
                            inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
         # -1 rather than "exactly 0": should the count have risen meanwhile, one task goes.
         action = appscaling.StepScalingAction(
@@ -198,7 +199,7 @@ class BacklogScaling(Construct):
             cooldown=cdk.Duration.seconds(SCALE_IN_COOLDOWN_SECONDS))
         action.add_adjustment(adjustment=-1, lower_bound=0)
         return self._scaling_alarm(
-            "ScaleToZeroAlarm", config.resource_name(tier.name, "scale-to-zero"),
+            "ScaleToZeroAlarm", naming.resource_name(tier.name, "scale-to-zero"),
             f"{tier.name}: no message waiting or in flight for {SCALE_IN_MINUTES} minutes while "
             "the service wants one task; stops it (the wake-ups start it again)",
             cloudwatch.MathExpression(

@@ -22,7 +22,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.naming import Naming
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.nag import acknowledge_report
 
@@ -38,14 +38,14 @@ def rule_matches(rule_name: str, period: cdk.Duration) -> cloudwatch.Metric:
 class BatchAlarms(Construct):
     """Alarms of one batch tier (its job queue and failure rule)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 tier: str, job_queue: batch.IJobQueue, failure_rule: events.IRule,
-                 topic: AlarmTopic) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming,
+                 failed_jobs_threshold: int, tier: str, job_queue: batch.IJobQueue,
+                 failure_rule: events.IRule, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
         self.tier = tier
         self.blocked_rule = events.Rule(
             self, "QueueBlocked",
-            rule_name=config.resource_name(tier, "queue-blocked"),
+            rule_name=naming.resource_name(tier, "queue-blocked"),
             description=f"A RUNNABLE job blocks the head of the {tier} job queue",
             event_pattern=events.EventPattern(
                 source=["aws.batch"],
@@ -61,18 +61,18 @@ class BatchAlarms(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         # EventBridge publishes rule metrics only when a rule matched: no data = no failed job.
         self.alarms[FAILED_JOBS] = topic.alarm(
-            self, "FailedJobs", alarm_name=config.resource_name(tier, FAILED_JOBS),
+            self, "FailedJobs", alarm_name=naming.resource_name(tier, FAILED_JOBS),
             description=f"{tier}: Batch jobs failed in the last hour (including jobs the queue "
                         "cancelled after waiting RUNNABLE too long); they are in the tier's DLQ "
                         "with the reason.",
             metric=self.failed_jobs,
-            threshold=config.alarms.batch_failed_jobs_threshold,
+            threshold=failed_jobs_threshold,
             comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1, missing=Missing.NOT_BREACHING,
         )
         # Same: no blocked-queue event = nothing stuck.
         self.alarms[RUNNABLE_BLOCKED] = topic.alarm(
-            self, "RunnableBlocked", alarm_name=config.resource_name(tier, RUNNABLE_BLOCKED),
+            self, "RunnableBlocked", alarm_name=naming.resource_name(tier, RUNNABLE_BLOCKED),
             description=f"{tier}: a Batch job is stuck RUNNABLE and blocks the queue (see the job's "
                         "statusReason: capacity, compute environment max vCPUs, or resource "
                         "requirements). The queue cancels it after batch.runnable_timeout_seconds.",

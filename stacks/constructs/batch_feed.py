@@ -24,10 +24,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
 from stacks.checkov import skip_check
 from stacks.guard import suppress
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
@@ -44,9 +43,9 @@ class BatchFeed(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, function_name: str,
                  queue: sqs.IQueue, job_queue: batch.IJobQueue,
                  job_definition: batch.IJobDefinition, job_name: str,
-                 config: EnvironmentConfig) -> None:
+                 logs: LogSettings) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = project_log_group(self, "Logs", config=config,
+        self.log_group = project_log_group(self, "Logs", settings=logs,
                                            log_group_name=f"/aws/lambda/{function_name}")
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description=f"{function_name}: submit one Batch job per batch-tier message")

@@ -13,6 +13,7 @@ Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -23,20 +24,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import BatchConfig, TierConfig
 from jobfleet_contract import environment as names
 from jobfleet_contract.environment import batch_job_environment
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
 from stacks.constructs.team_workload import (
     CPU_ARCHITECTURES,
-    completion_environment,
+    JobCompletion,
     container_secrets,
     fargate_storage_gib,
-    grant_completion,
     grant_secrets_key,
     team_permissions,
 )
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge
 
 ENVELOPE_PARAMETER = "envelope"
@@ -46,20 +46,28 @@ FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
 
 
 class BatchJobDefinition(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 tier: TierConfig, status_table: dynamodb.ITableV2, key: kms.IKey | None,
+    """Job definition `name` of `tier`; `settings` ([batch]) choose Fargate or EC2 and the Spot retries.
+
+    `job_settings` are the non-default settings of the tier's job types (the keyword arguments of
+    jobfleet_contract.environment.job_type_environment).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, tier: TierConfig, name: str,
+                 settings: BatchConfig, logs: LogSettings,
+                 job_settings: Mapping[str, Mapping[str, Any]], status_ttl_days: int,
+                 completion: JobCompletion, status_table: dynamodb.ITableV2, key: kms.IKey | None,
                  image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
-        fargate = config.batch.compute == "fargate-spot"
-        self.log_group = project_log_group(self, "Logs", config=config)
+        fargate = settings.compute == "fargate-spot"
+        self.log_group = project_log_group(self, "Logs", settings=logs)
         self.job_role = iam.Role(
             self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description=f"{config.resource_name(tier.name)} batch jobs")
+            description=f"{name} batch jobs")
         status_table.grant(self.job_role, "dynamodb:UpdateItem", "dynamodb:GetItem")
         if key is not None:
             key.grant(self.job_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
-        grant_completion(self, config, self.job_role)
+        completion.grant(self, self.job_role)
         team_permissions(self, tier, self.job_role)
         container_props: dict[str, Any] = {
             "image": image,
@@ -70,11 +78,11 @@ class BatchJobDefinition(Construct):
                 **tier.environment,
                 **batch_job_environment(
                     tier=tier.name, handlers=",".join(tier.handler_modules),
-                    status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
+                    status_table=status_table.table_name, status_ttl_days=status_ttl_days,
                     max_job_seconds=tier.max_job_seconds, region=cdk.Aws.REGION,
                 ),
-                **names.job_type_environment(**config.tier_job_settings(tier)),
-                **completion_environment(config),
+                **names.job_type_environment(**job_settings),
+                **completion.environment(),
             },
             "secrets": container_secrets(self, tier, batch.Secret) or None,
             "job_role": self.job_role,
@@ -99,10 +107,10 @@ class BatchJobDefinition(Construct):
         grant_secrets_key(self, tier, self.container.execution_role)
         self.job_definition = batch.EcsJobDefinition(
             self, "JobDefinition",
-            job_definition_name=config.resource_name(tier.name),
+            job_definition_name=name,
             container=self.container,
             timeout=cdk.Duration.seconds(tier.max_job_seconds),
-            retry_attempts=config.batch.spot_retry_attempts,
+            retry_attempts=settings.spot_retry_attempts,
             retry_strategies=[
                 batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=reclaimed)),
                 batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom(on_reason="*")),

@@ -16,7 +16,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import AlarmsConfig, TierConfig
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.batch_alarms import BatchAlarms
 from stacks.constructs.cluster import container_insights_metric
@@ -48,25 +48,29 @@ def _graph(title: str, left: Sequence[cloudwatch.IMetric], right: Sequence[cloud
 
 
 class OperationsDashboard(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+    """Dashboard `name`; `thresholds` are drawn as annotations beside the metrics they watch."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, name: str,
+                 thresholds: AlarmsConfig) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
+        self.dashboard_name = name
+        self.thresholds = thresholds
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard",
-            dashboard_name=config.resource_name(),
+            dashboard_name=name,
             default_interval=cdk.Duration.hours(3),
         )
 
     def add_alarm_status(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(
-            title=f"{self.config.resource_name()} alarms", alarms=list(alarms), width=24,
+            title=f"{self.dashboard_name} alarms", alarms=list(alarms), width=24,
             height=max(3, 1 + (len(alarms) + 3) // 4),
             sort_by=cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP))
 
-    def add_tier(self, tier: TierConfig, tier_queue: TierQueue,
+    def add_tier(self, tier: TierConfig, job_types: Sequence[str], tier_queue: TierQueue,
                  service: ecs.FargateService | None, cluster: ecs.ICluster | None) -> None:
+        """One row for ``tier``, with a graph line per job type routed to it (``job_types``)."""
         queue, dlq = tier_queue.queue, tier_queue.dead_letter_queue
-        job_types = sorted(t for t, name in self.config.job_types.items() if name == tier.name)
         header = (f"## Tier `{tier.name}` ({tier.runtime}) — latency objective "
                   f"{tier.latency_objective_seconds} s, job types: {', '.join(job_types) or 'none'}")
         row: list[cloudwatch.IWidget] = [
@@ -90,7 +94,7 @@ class OperationsDashboard(Construct):
                 service.metric_memory_utilization(statistic="Maximum", period=ONE_MINUTE,
                                                   label="memory % (max task)"),
             ], right=[worker_metric("MemoryPauses", tier.name, None, "Sum")],
-                annotation=(self.config.alarms.memory_utilization_percent, "alarm")))
+                annotation=(self.thresholds.memory_utilization_percent, "alarm")))
         else:
             row.append(_graph("Memory pauses", [worker_metric("MemoryPauses", tier.name, None, "Sum")]))
         row.append(_graph("Job outcomes", [
@@ -107,10 +111,10 @@ class OperationsDashboard(Construct):
     def add_api(self, api: ApiAlarms, service: ecs.FargateService, cluster: ecs.ICluster) -> None:
         widgets: list[cloudwatch.IWidget] = [
             _graph("API response time (s)", [api.p95], annotation=(
-                self.config.alarms.p95_response_seconds, "p95 alarm")),
+                self.thresholds.p95_response_seconds, "p95 alarm")),
             _graph("API 5xx", [api.elb_5xx, api.target_5xx], right=[api.requests]),
             _graph("API target 5xx %", [api.target_5xx_rate],
-                   annotation=(self.config.alarms.target_5xx_rate_percent, "alarm")),
+                   annotation=(self.thresholds.target_5xx_rate_percent, "alarm")),
             _graph("API hosts", [api.healthy, api.unhealthy]),
         ]
         self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## API", width=24, height=1))

@@ -13,13 +13,16 @@ alarms on the same signals are in the Operations stack. Construct IDs ("Target5x
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import AlarmsConfig, TierConfig
+from jobfleet_config.naming import Naming
 from stacks.guard import suppress
 from stacks.nag import acknowledge_report
 
@@ -63,8 +66,8 @@ class DeploymentAlarms(Construct):
             behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM)
 
 
-def api_deployment_alarms(scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                          service: ecs.BaseService,
+def api_deployment_alarms(scope: Construct, construct_id: str, *, naming: Naming,
+                          thresholds: AlarmsConfig, service: ecs.BaseService,
                           target_group: elbv2.ApplicationTargetGroup) -> DeploymentAlarms:
     """The API: share of requests its tasks answer 5xx."""
     alarms = DeploymentAlarms(scope, construct_id, service=service)
@@ -76,19 +79,19 @@ def api_deployment_alarms(scope: Construct, construct_id: str, *, config: Enviro
         cloudwatch.MathExpression(expression="100 * FILL(errors, 0) / requests",
                                   using_metrics={"errors": errors, "requests": requests},
                                   period=ONE_MINUTE, label="target 5xx % of requests"),
-        alarm_name=config.resource_name("api", "deployment-5xx"),
-        description=f"Rolls an API deployment back: more than {config.alarms.target_5xx_rate_percent:g} "
+        alarm_name=naming.resource_name("api", "deployment-5xx"),
+        description=f"Rolls an API deployment back: more than {thresholds.target_5xx_rate_percent:g} "
                     "% of requests answered 5xx by the tasks, 3 minutes in a row.",
-        threshold=config.alarms.target_5xx_rate_percent)
+        threshold=thresholds.target_5xx_rate_percent)
     alarms.roll_back_on_alarm()
     return alarms
 
 
-def worker_deployment_alarms(scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                             tier: TierConfig, service: ecs.BaseService) -> DeploymentAlarms:
-    """A worker tier: share of its jobs failing (EMF metrics of its job types), memory."""
+def worker_deployment_alarms(scope: Construct, construct_id: str, *, naming: Naming,
+                             thresholds: AlarmsConfig, tier: TierConfig, job_types: Sequence[str],
+                             service: ecs.BaseService) -> DeploymentAlarms:
+    """A worker tier: share of its jobs failing (EMF metrics of its `job_types`), memory."""
     alarms = DeploymentAlarms(scope, construct_id, service=service)
-    job_types = sorted(t for t, name in config.job_types.items() if name == tier.name)
     if job_types:
         def jobs(metric_name: str, prefix: str) -> dict[str, cloudwatch.Metric]:
             return {f"{prefix}{i}": cloudwatch.Metric(
@@ -105,16 +108,16 @@ def worker_deployment_alarms(scope: Construct, construct_id: str, *, config: Env
                 expression=f"IF(({done_sum}) >= {MIN_JOBS_JUDGED}, 100 * ({failed_sum}) / ({done_sum}), 0)",
                 using_metrics={**failed, **succeeded}, period=ONE_MINUTE,
                 label="failed % of finished jobs"),
-            alarm_name=config.resource_name(tier.name, "deployment-failed-jobs"),
+            alarm_name=naming.resource_name(tier.name, "deployment-failed-jobs"),
             description=f"Rolls a {tier.name} worker deployment back: more than "
-                        f"{config.alarms.deployment_failed_jobs_percent} % of at least "
+                        f"{thresholds.deployment_failed_jobs_percent} % of at least "
                         f"{MIN_JOBS_JUDGED} finished jobs a minute failed, 3 minutes in a row.",
-            threshold=config.alarms.deployment_failed_jobs_percent)
+            threshold=thresholds.deployment_failed_jobs_percent)
     alarms.add(
         "Memory", service.metric_memory_utilization(statistic="Maximum", period=ONE_MINUTE),
-        alarm_name=config.resource_name(tier.name, "deployment-memory"),
+        alarm_name=naming.resource_name(tier.name, "deployment-memory"),
         description=f"Rolls a {tier.name} worker deployment back: a task used more than "
-                    f"{config.alarms.memory_utilization_percent} % of its memory, 3 minutes in a row.",
-        threshold=config.alarms.memory_utilization_percent)
+                    f"{thresholds.memory_utilization_percent} % of its memory, 3 minutes in a row.",
+        threshold=thresholds.memory_utilization_percent)
     alarms.roll_back_on_alarm()
     return alarms

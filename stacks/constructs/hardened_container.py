@@ -18,8 +18,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct, IConstruct
 
-from jobfleet_config.config import EnvironmentConfig
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge
 
 # The image's build context is the repository root, trimmed to worker_image/{Dockerfile,
@@ -81,7 +80,7 @@ def fargate_task_definition(scope: Construct, construct_id: str, *, cpu: int, me
 
 
 def add_hardened_container(
-    task_definition: ecs.FargateTaskDefinition, construct_id: str, *, config: EnvironmentConfig,
+    task_definition: ecs.FargateTaskDefinition, construct_id: str, *, logs: LogSettings,
     image: ecs.ContainerImage, command: list[str] | None, environment: dict[str, str],
     memory_mib: int, stop_timeout_seconds: int, stream_prefix: str,
     health_check: ecs.HealthCheck | None = None,
@@ -89,7 +88,7 @@ def add_hardened_container(
     secrets: dict[str, ecs.Secret] | None = None,
 ) -> ecs.ContainerDefinition:
     scope = task_definition
-    log_group = project_log_group(scope, f"{construct_id}Logs", config=config)
+    log_group = project_log_group(scope, f"{construct_id}Logs", settings=logs)
     container = task_definition.add_container(
         construct_id,
         image=image,

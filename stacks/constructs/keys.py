@@ -12,9 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from jobfleet_config.config import AppConfig
-from stacks.retention import removal_policy
-
 LOG_KEY_ID = "LogKey"  # construct ID at the root of each stack (frozen)
 _LOG_KEY_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                     "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
@@ -32,14 +29,12 @@ def deny_grants_except_for_aws_resources(key: kms.Key) -> None:
     ))
 
 
-def stack_log_key(scope: Construct, app: AppConfig) -> kms.IKey | None:
-    """The key of every log group in `scope`'s stack when `app.log_encryption = "kms"`, else None.
+def stack_log_key(scope: Construct, *, removal_policy: cdk.RemovalPolicy) -> kms.IKey:
+    """The key of every log group in `scope`'s stack (`app.log_encryption = "kms"`), made on first use.
 
     One key per stack rather than one per environment: Control Tower's CT.CLOUDWATCH.PR.3 accepts
     a literal ARN or a reference to a key in the same template, not a cross-stack reference.
     """
-    if app.log_encryption != "kms":
-        return None
     stack = cdk.Stack.of(scope)
     existing = stack.node.try_find_child(LOG_KEY_ID)
     if isinstance(existing, kms.Key):
@@ -48,7 +43,7 @@ def stack_log_key(scope: Construct, app: AppConfig) -> kms.IKey | None:
         stack, LOG_KEY_ID,
         description=f"{stack.stack_name}: encrypts this stack's CloudWatch log groups",
         enable_key_rotation=True,
-        removal_policy=removal_policy(app),
+        removal_policy=removal_policy,
     )
     key.add_to_resource_policy(iam.PolicyStatement(
         sid="CloudWatchLogsOfThisAccount",

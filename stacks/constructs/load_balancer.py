@@ -21,78 +21,72 @@ Elastic Load Balancing account of the older regions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from jobfleet_config.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, EnvironmentConfig
+from jobfleet_config.config import DELETION_PROTECTION_CONTROL, HTTPS_REDIRECT_CONTROL, ApiConfig
 from stacks.checkov import skip_check
+from stacks.constructs.hardened_bucket import BucketExemptions, hardened_bucket
 from stacks.guard import suppress
 from stacks.nag import acknowledge, acknowledge_report
-from stacks.retention import removal_policy
 
 ACCESS_LOG_PREFIX = "alb"
 NONCURRENT_LOG_DAYS = 30
-# Control Tower controls the access-log bucket cannot meet, each with why.
-_ACCESS_LOG_BUCKET_CONTROLS = {
-    "CT.S3.PR.2": "This bucket is the ALB access-log destination itself; S3 server access logs of "
-                  "a log bucket would only record the log writes, recursively.",
-    "CT.S3.PR.4": "Nothing consumes access-log objects as they arrive (they are read on demand "
-                  "with Athena or the console); an event notification would have no target.",
-    "CT.S3.PR.9": "Logs expire by lifecycle after api.access_log_expiry_days and the bucket is "
-                  "versioned; Object Lock retention would keep dev buckets from being emptied "
-                  "on stack deletion and adds nothing the versioning does not.",
-    "CT.S3.PR.10": "ALB access logging supports only SSE-S3 (Amazon S3-managed keys) on the "
-                   "destination bucket; SSE-KMS would make every log delivery fail.",
-}
+_NO_ACCESS_LOGS = ("This bucket is the ALB access-log destination itself; S3 server access logs of "
+                   "a log bucket would only record the log writes, recursively.")
+_NO_KMS = ("ALB access logging supports only SSE-S3 (Amazon S3-managed keys) on the destination "
+           "bucket; SSE-KMS would make every log delivery fail.")
+_ACCESS_LOG_BUCKET_EXEMPTIONS = BucketExemptions(
+    nag={"S1": "This bucket is the ALB access-log destination itself; S3 server access logs of a "
+               "log bucket would only log the log writes, recursively."},
+    checkov={"CKV_AWS_18": _NO_ACCESS_LOGS},
+    # Control Tower controls the access-log bucket cannot meet, each with why.
+    controls={
+        "CT.S3.PR.2": _NO_ACCESS_LOGS,
+        "CT.S3.PR.4": "Nothing consumes access-log objects as they arrive (they are read on demand "
+                      "with Athena or the console); an event notification would have no target.",
+        "CT.S3.PR.9": "Logs expire by lifecycle after api.access_log_expiry_days and the bucket is "
+                      "versioned; Object Lock retention would keep dev buckets from being emptied "
+                      "on stack deletion and adds nothing the versioning does not.",
+        "CT.S3.PR.10": _NO_KMS,
+    },
+    report={
+        "S3BucketLoggingEnabled": _NO_ACCESS_LOGS,
+        "S3DefaultEncryptionKMS": _NO_KMS,
+        "S3BucketReplicationEnabled": "Access logs are diagnostic records kept "
+                                      "api.access_log_expiry_days; a copy in a second region would "
+                                      "not make the API more available.",
+    },
+)
 CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
 _NO_ELB_ACCOUNT = "none"
 
 
 class PublicLoadBalancer(Construct):
-    """`listener` is the listener that forwards to the API (HTTPS, or HTTP where allowed)."""
+    """`listener` is the listener that forwards to the API (HTTPS, or HTTP where allowed).
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 vpc: ec2.IVpc) -> None:
+    `vpc_cidr` is the CIDR `vpc` is created with (admitted by an internal ALB); `waivers` are the
+    environment's Control Tower waivers (deletion protection off, plain HTTP) when its `api`
+    settings need them; `removal_policy` applies to the access-log bucket.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, api: ApiConfig, vpc: ec2.IVpc,
+                 vpc_cidr: str, waivers: Mapping[str, str],
+                 removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        api = config.api
 
-        self.access_log_bucket = s3.Bucket(
+        # Versioned, so an overwritten or deleted log object stays recoverable for a while.
+        self.access_log_bucket = hardened_bucket(
             self, "AccessLogs",
-            # ALB access logs support SSE-S3 only (not SSE-KMS).
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            # Versioned, so an overwritten or deleted log object stays recoverable for a while.
-            versioned=True,
-            lifecycle_rules=[s3.LifecycleRule(
-                id="expire-access-logs",
-                expiration=cdk.Duration.days(api.access_log_expiry_days),
-                noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_LOG_DAYS),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-            )],
-            removal_policy=removal_policy(config.app),
-            auto_delete_objects=not config.app.retain,
-        )
-        acknowledge(self.access_log_bucket, "S1",
-                    "This bucket is the ALB access-log destination itself; S3 server access "
-                    "logs of a log bucket would only log the log writes, recursively.")
-        skip_check(self.access_log_bucket, "CKV_AWS_18",
-                   "This bucket is the ALB access-log destination itself; S3 server access logs "
-                   "of a log bucket would only record the log writes, recursively.")
-        for control, reason in _ACCESS_LOG_BUCKET_CONTROLS.items():
-            suppress(self.access_log_bucket, control, reason)
-        for rule, control in (("S3BucketLoggingEnabled", "CT.S3.PR.2"),
-                              ("S3DefaultEncryptionKMS", "CT.S3.PR.10")):
-            acknowledge_report(self.access_log_bucket, rule, _ACCESS_LOG_BUCKET_CONTROLS[control])
-        acknowledge_report(self.access_log_bucket, "S3BucketReplicationEnabled",
-                           "Access logs are diagnostic records kept api.access_log_expiry_days; a "
-                           "copy in a second region would not make the API more available.")
+            expiry_rule_id="expire-access-logs", expiry_days=api.access_log_expiry_days,
+            noncurrent_version_days=NONCURRENT_LOG_DAYS,
+            removal_policy=removal_policy, exemptions=_ACCESS_LOG_BUCKET_EXEMPTIONS)
         self._allow_log_delivery()
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -107,9 +101,9 @@ class PublicLoadBalancer(Construct):
         )
         if not api.deletion_protection:
             suppress(self.load_balancer, DELETION_PROTECTION_CONTROL,
-                     config.guard.waivers[DELETION_PROTECTION_CONTROL])
+                     waivers[DELETION_PROTECTION_CONTROL])
             acknowledge_report(self.load_balancer, "ELBDeletionProtectionEnabled",
-                               config.guard.waivers[DELETION_PROTECTION_CONTROL])
+                               waivers[DELETION_PROTECTION_CONTROL])
         self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
         self.load_balancer.set_attribute("access_logs.s3.bucket",
                                          self.access_log_bucket.bucket_name)
@@ -162,21 +156,20 @@ class PublicLoadBalancer(Construct):
         else:
             self.listener = self.load_balancer.add_listener(
                 "Http", protocol=elbv2.ApplicationProtocol.HTTP, port=80, open=open_to_world)
-            suppress(self.listener, HTTPS_REDIRECT_CONTROL, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
+            suppress(self.listener, HTTPS_REDIRECT_CONTROL, waivers[HTTPS_REDIRECT_CONTROL])
             for rule in ("ELBv2ACMCertificateRequired", "ALBHttpToHttpsRedirection"):
-                acknowledge_report(self, rule, config.guard.waivers[HTTPS_REDIRECT_CONTROL])
+                acknowledge_report(self, rule, waivers[HTTPS_REDIRECT_CONTROL])
             for check in ("CKV_AWS_2", "CKV_AWS_103"):
                 skip_check(self.listener, check,
                            "Plain HTTP only because this environment sets api.allow_plain_http "
                            "and no certificate (dev/staging); HTTPS-only where it is false.")
         (alb_security_group,) = self.load_balancer.connections.security_groups
         if api.internal:
-            # The VPC this app creates has exactly network.cidr; a literal keeps cdk-nag's rules
+            # The VPC this app creates has exactly `vpc_cidr`; a literal keeps cdk-nag's rules
             # able to read the rule (an imported VPC's CIDR is a literal from the lookup anyway).
-            vpc_cidr = (config.network.cidr if cdk.Token.is_unresolved(vpc.vpc_cidr_block)
-                        else vpc.vpc_cidr_block)
+            peer_cidr = vpc_cidr if cdk.Token.is_unresolved(vpc.vpc_cidr_block) else vpc.vpc_cidr_block
             for port in (443, 80) if self.https else (80,):
-                alb_security_group.add_ingress_rule(ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(port),
+                alb_security_group.add_ingress_rule(ec2.Peer.ipv4(peer_cidr), ec2.Port.tcp(port),
                                                     "producers inside the VPC")
         else:
             skip_check(alb_security_group, "CKV_AWS_260",

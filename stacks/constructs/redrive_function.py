@@ -27,13 +27,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig
+from jobfleet_config.config import RedriveConfig
+from jobfleet_config.naming import Naming
 from jobfleet_contract.environment import redrive_environment
 from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.guard import suppress
-from stacks.logs import project_log_group
+from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,12 +89,13 @@ def powertools_layer_parameter(version: str, runtime: lambda_.Runtime = RUNTIME)
 
 
 class RedriveFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming,
+                 redrive: RedriveConfig, status_ttl_days: int, logs: LogSettings,
                  tier_queues: dict[str, TierQueue], status_table: dynamodb.ITableV2,
                  key: kms.IKey | None, topic: AlarmTopic) -> None:
         super().__init__(scope, construct_id)
-        function_name = config.resource_name("redrive")
-        self.log_group = project_log_group(self, "Logs", config=config,
+        function_name = naming.resource_name("redrive")
+        self.log_group = project_log_group(self, "Logs", settings=logs,
                                            log_group_name=f"/aws/lambda/{function_name}")
         # Own role, no AWSLambdaBasicExecutionRole: logs only to this function's log group.
         self.role = iam.Role(
@@ -121,12 +123,12 @@ class RedriveFunction(Construct):
             code=asset_code(),
             handler=HANDLER,
             layers=[self.powertools_layer],
-            timeout=cdk.Duration.seconds(config.redrive.timeout_seconds),
+            timeout=cdk.Duration.seconds(redrive.timeout_seconds),
             memory_size=256,
             # One invocation at a time: two redrives of one DLQ must never interleave (a second
             # one would receive the messages the first made invisible and count them twice).
             # Configurable: accounts whose concurrency quota is 10 cannot reserve any.
-            reserved_concurrent_executions=config.redrive.reserved_concurrency or None,
+            reserved_concurrent_executions=redrive.reserved_concurrency or None,
             # Async invocations (the schedule) are not retried: a failed redrive leaves messages
             # in the DLQ, and the next hour's run or the operator picks them up.
             retry_attempts=0,
@@ -134,8 +136,8 @@ class RedriveFunction(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             environment=redrive_environment(
-                tier_queues=tier_urls, max_redrives=config.redrive.max_redrives,
-                status_table=status_table.table_name, status_ttl_days=config.status.ttl_days,
+                tier_queues=tier_urls, max_redrives=redrive.max_redrives,
+                status_table=status_table.table_name, status_ttl_days=status_ttl_days,
                 to_json=cdk.Stack.of(self).to_json_string,
             ),
         )
@@ -158,7 +160,7 @@ class RedriveFunction(Construct):
                     "Runtime pinned to python3.13 by the redrive function's convention (3.12 or "
                     "3.13); moving to python3.14 is a deliberate change with its own layer pin.")
 
-        if not config.redrive.reserved_concurrency:
+        if not redrive.reserved_concurrency:
             skip_check(self.function, "CKV_AWS_115",
                        "redrive.reserved_concurrency = 0: the account's Lambda concurrency quota "
                        "leaves nothing to reserve; operators serialize redrives (docs/redrive.md).")
@@ -184,19 +186,19 @@ class RedriveFunction(Construct):
                    "settings, no secrets; Lambda encrypts it at rest with its service key.")
 
         self.schedules: dict[str, events.Rule] = {}
-        for tier_name in config.redrive.scheduled_tiers:
+        for tier_name in redrive.scheduled_tiers:
             rule = events.Rule(
                 self, f"Schedule-{tier_name}",
-                rule_name=config.resource_name(tier_name, "redrive-hourly"),
+                rule_name=naming.resource_name(tier_name, "redrive-hourly"),
                 description=f"Hourly redrive of {tier_name} DLQ messages that failed with "
-                            f"{', '.join(config.redrive.scheduled_error_types)}",
+                            f"{', '.join(redrive.scheduled_error_types)}",
                 schedule=events.Schedule.rate(cdk.Duration.hours(1)),
             )
             rule.add_target(targets.LambdaFunction(
                 self.function,
                 event=events.RuleTargetInput.from_object({
                     "tier": tier_name,
-                    "filter": {"errorTypes": list(config.redrive.scheduled_error_types)},
+                    "filter": {"errorTypes": list(redrive.scheduled_error_types)},
                 }),
                 retry_attempts=0,
             ))
@@ -210,14 +212,14 @@ class RedriveFunction(Construct):
         # means nothing ran: not breaching.
         period = cdk.Duration.minutes(5)
         self.errors_alarm = topic.alarm(
-            self, "ErrorsAlarm", alarm_name=config.resource_name("redrive", "errors"),
+            self, "ErrorsAlarm", alarm_name=naming.resource_name("redrive", "errors"),
             description="The DLQ-redrive function failed; its log group has the stack trace.",
             metric=self.function.metric_errors(statistic="Sum", period=period),
             threshold=1, comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1, missing=Missing.NOT_BREACHING,
         )
         self.throttles_alarm = topic.alarm(
-            self, "ThrottlesAlarm", alarm_name=config.resource_name("redrive", "throttles"),
+            self, "ThrottlesAlarm", alarm_name=naming.resource_name("redrive", "throttles"),
             description="A redrive was throttled: another one was running (reserved "
                         "concurrency 1) or the account's concurrency ran out; re-run it later.",
             metric=self.function.metric_throttles(statistic="Sum", period=period),

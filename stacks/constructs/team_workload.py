@@ -8,6 +8,7 @@ policy per role (`TeamPermissions`) built from the validated vocabulary and expl
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ from constructs import Construct
 from jobfleet_config.config import EnvironmentConfig, TierConfig
 from jobfleet_config.workload import DEFAULT_EPHEMERAL_GIB, REPO_ROOT, SecretRef, parse_image
 from jobfleet_contract import environment as names
-from stacks.constructs.results_bucket import grant_results, results_bucket_name
+from stacks.constructs.results_bucket import ResultsBucketName, grant_results
 from stacks.nag import acknowledge
 
 PLATFORMS = {"x86_64": ecr_assets.Platform.LINUX_AMD64, "arm64": ecr_assets.Platform.LINUX_ARM64}
@@ -52,16 +53,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-def container_image(scope: Construct, config: EnvironmentConfig, image: str, architecture: str,
+def container_image(scope: Construct, image: str, architecture: str, *, worker_image: str,
                     default_asset_id: str = "WorkerImage") -> ecs.ContainerImage:
     """The image a tier (or the API) runs (its configured ``image``), created once per stack and reused.
 
-    Default: the worker image (worker_image/ plus jobs/) built for the tier's architecture (the x86-64
-    one keeps the released construct ID), or the prebuilt worker image CI passed (`-c image=...`). A
-    build directory: an asset of its own. A prebuilt ECR reference: imported repository, so the
-    execution role may pull from it; any other registry by URI.
+    Default (``image`` empty): the worker image, i.e. ``worker_image`` when CI passed a prebuilt one
+    (`-c image=...`), else worker_image/ plus jobs/ built for the tier's architecture (the x86-64
+    one keeps the released construct ID). A build directory: an asset of its own. A prebuilt ECR
+    reference: imported repository, so the execution role may pull from it; any other registry by URI.
     """
-    spec = parse_image(image or config.worker_image)
+    spec = parse_image(image or worker_image)
     stack = cdk.Stack.of(scope)
     if spec.prebuilt:
         if spec.ecr_account:
@@ -155,18 +156,32 @@ def team_permissions(scope: Construct, tier: TierConfig, role: iam.IRole) -> iam
     return policy
 
 
-def completion_environment(config: EnvironmentConfig) -> dict[str, str]:
-    """RESULTS_BUCKET / JOB_EVENT_BUS / JOBFLEET_ENVIRONMENT, as configured."""
-    return names.completion_environment(
-        results_bucket=results_bucket_name(config),
-        event_bus=config.events.bus_name if config.events.enabled else None,
-        environment_name=config.resource_name())
+@dataclasses.dataclass(frozen=True)
+class JobCompletion:
+    """Where a finished job reports, as configured: its result (None: `[results]` disabled), a
+    "Job State Change" event (None: `[events]` disabled), and the environment name events carry."""
 
+    results_bucket: ResultsBucketName | None
+    event_bus: str | None
+    environment_name: str
 
-def grant_completion(scope: Construct, config: EnvironmentConfig, role: iam.IRole) -> None:
-    """Put results (results/* only) and put events on the configured bus (that bus only)."""
-    grant_results(config, role, "s3:PutObject", scope)
-    if config.events.enabled:
-        bus = cdk.Stack.of(scope).format_arn(service="events", resource="event-bus",
-                                             resource_name=config.events.bus_name)
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus]))
+    @classmethod
+    def of(cls, config: EnvironmentConfig) -> JobCompletion:
+        return cls(results_bucket=ResultsBucketName.of(config.naming, config.results),
+                   event_bus=config.events.bus_name if config.events.enabled else None,
+                   environment_name=config.resource_name())
+
+    def environment(self) -> dict[str, str]:
+        """RESULTS_BUCKET / JOB_EVENT_BUS / JOBFLEET_ENVIRONMENT."""
+        return names.completion_environment(
+            results_bucket=self.results_bucket.in_stack() if self.results_bucket else None,
+            event_bus=self.event_bus, environment_name=self.environment_name)
+
+    def grant(self, scope: Construct, role: iam.IRole) -> None:
+        """Put results (results/* only) and put events on the configured bus (that bus only)."""
+        grant_results(self.results_bucket, role, "s3:PutObject", scope)
+        if self.event_bus is not None:
+            bus = cdk.Stack.of(scope).format_arn(service="events", resource="event-bus",
+                                                 resource_name=self.event_bus)
+            role.add_to_principal_policy(iam.PolicyStatement(actions=["events:PutEvents"],
+                                                             resources=[bus]))

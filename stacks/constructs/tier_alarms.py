@@ -11,7 +11,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
-from jobfleet_config.config import AlarmsConfig, EnvironmentConfig, TierConfig
+from jobfleet_config.config import AlarmsConfig, TierConfig
+from jobfleet_config.naming import Naming
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.cluster import container_insights_metric
 from stacks.constructs.tier_queue import TierQueue
@@ -32,15 +33,14 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 
 
 class TierAlarms(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 tier: TierConfig, tier_queue: TierQueue, topic: AlarmTopic,
+    def __init__(self, scope: Construct, construct_id: str, *, thresholds: AlarmsConfig,
+                 naming: Naming, tier: TierConfig, tier_queue: TierQueue, topic: AlarmTopic,
                  service: ecs.FargateService | None = None, cluster: ecs.ICluster | None = None) -> None:
         super().__init__(scope, construct_id)
-        thresholds: AlarmsConfig = config.alarms
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
         def name(what: str) -> str:
-            return config.resource_name(tier.name, what)
+            return naming.resource_name(tier.name, what)
 
         # SQS stops publishing metrics for a queue that is empty and untouched for hours; a DLQ
         # holding messages is never in that state, so no data means an empty DLQ: not breaching.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
@@ -9,7 +12,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from jobfleet_config.config import EnvironmentConfig, TierConfig
+from jobfleet_config.config import AlarmsConfig, TierConfig
+from jobfleet_config.naming import Naming
 from jobfleet_contract import environment as names
 from jobfleet_contract.environment import worker_environment
 from stacks.constructs.cluster import capacity_provider_strategy
@@ -22,14 +26,14 @@ from stacks.constructs.hardened_container import (
 from stacks.constructs.job_status_table import grant_status_access
 from stacks.constructs.team_workload import (
     CPU_ARCHITECTURES,
-    completion_environment,
+    JobCompletion,
     container_secrets,
     fargate_storage_gib,
-    grant_completion,
     grant_secrets_key,
     team_permissions,
 )
 from stacks.constructs.tier_queue import TierQueue
+from stacks.logs import LogSettings
 from stacks.nag import acknowledge
 
 HEALTH_FILE = "/tmp/worker-health"
@@ -43,12 +47,17 @@ class WorkerService(Construct):
     The task role may consume its own queue, send to its own queue (deferred re-sends) and its
     own DLQ (dead-lettering with the reason), update job status, and set scale-in protection on
     tasks of this cluster only.
+
+    `job_types` are the job types routed to the tier and `job_settings` their non-default settings
+    (the keyword arguments of jobfleet_contract.environment.job_type_environment); `thresholds`
+    are the environment's alarm thresholds its deployment alarms use.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
-                 tier: TierConfig, tier_queue: TierQueue, cluster: ecs.ICluster,
-                 image: ecs.ContainerImage, status_table: dynamodb.ITableV2,
-) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, tier: TierConfig, naming: Naming,
+                 logs: LogSettings, thresholds: AlarmsConfig, job_types: Sequence[str],
+                 job_settings: Mapping[str, Mapping[str, Any]], status_ttl_days: int,
+                 completion: JobCompletion, tier_queue: TierQueue, cluster: ecs.ICluster,
+                 image: ecs.ContainerImage, status_table: dynamodb.ITableV2) -> None:
         super().__init__(scope, construct_id)
         queue, dlq = tier_queue.queue, tier_queue.dead_letter_queue
         self.task_definition = fargate_task_definition(
@@ -57,7 +66,7 @@ class WorkerService(Construct):
             ephemeral_storage_gib=fargate_storage_gib(tier))
         self.container = add_hardened_container(
             self.task_definition, "Worker",
-            config=config,
+            logs=logs,
             image=image,
             command=["python", "-m", "worker", "run"],
             environment={
@@ -68,10 +77,10 @@ class WorkerService(Construct):
                     max_receive_count=tier.max_receive_count, concurrency=tier.concurrency,
                     handlers=",".join(tier.handler_modules), max_job_seconds=tier.max_job_seconds,
                     stop_timeout_seconds=tier.stop_timeout_seconds, status_table=status_table.table_name,
-                    status_ttl_days=config.status.ttl_days, health_file=HEALTH_FILE,
+                    status_ttl_days=status_ttl_days, health_file=HEALTH_FILE,
                 ),
-                **names.job_type_environment(**config.tier_job_settings(tier)),
-                **completion_environment(config),
+                **names.job_type_environment(**job_settings),
+                **completion.environment(),
             },
             secrets=container_secrets(self, tier),
             memory_mib=tier.memory_mib,
@@ -88,7 +97,7 @@ class WorkerService(Construct):
 
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=cluster.vpc, allow_all_outbound=True,
-            description=(f"{config.resource_name(tier.name)} workers: no inbound; "
+            description=(f"{naming.resource_name(tier.name)} workers: no inbound; "
                          "out to AWS APIs and job targets"),
         )
         strategy = capacity_provider_strategy(tier)
@@ -96,7 +105,7 @@ class WorkerService(Construct):
             self, "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            service_name=config.resource_name(tier.name, "workers"),
+            service_name=naming.resource_name(tier.name, "workers"),
             assign_public_ip=False,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.security_group],
@@ -111,14 +120,15 @@ class WorkerService(Construct):
 
         # Roll a deployment back when its tasks fail their jobs or run out of memory.
         self.deployment_alarms = worker_deployment_alarms(
-            self, "DeploymentAlarms", config=config, tier=tier, service=self.service)
+            self, "DeploymentAlarms", naming=naming, thresholds=thresholds, tier=tier,
+            job_types=job_types, service=self.service)
 
         role = self.task_definition.task_role
         queue.grant_consume_messages(role)
         queue.grant_send_messages(role)
         dlq.grant_send_messages(role)
         grant_status_access(status_table, role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        grant_completion(self, config, role)
+        completion.grant(self, role)
         team_permissions(self, tier, role)
         grant_secrets_key(self, tier, self.task_definition.obtain_execution_role())
         # The worker holds scale-in protection through the ECS agent endpoint while it holds

@@ -71,12 +71,12 @@ def test_image_ships_the_team_packages_and_their_pinned_requirements():
 def test_every_mount_path_is_a_volume_owned_by_the_container_user(synthesized):
     """Fargate bind mounts are root-owned 0755 unless the image declares a VOLUME at that path,
     whose owner and mode ECS then copies: UID 10001 could not write its health file otherwise."""
-    from jobfleet_tools.image_smoke import _templates, batch_container, ecs_container
+    from jobfleet_tools.image_smoke import batch_container, ecs_container, load_stage
 
     final = _stages()[-1]
-    templates = _templates(synthesized[0], "prod")
-    specs = [ecs_container(templates["Compute"], "Worker"), ecs_container(templates["Compute"], "Api"),
-             batch_container(templates["Batch"])]
+    stage = load_stage(synthesized[0], "prod")
+    specs = [ecs_container(stage, "Compute", "Worker"), ecs_container(stage, "Compute", "Api"),
+             batch_container(stage, "Batch")]
     for spec in specs:
         for path in spec.mount_paths:
             volume = final.index(f'VOLUME ["{path}"]')

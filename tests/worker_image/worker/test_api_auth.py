@@ -1,5 +1,5 @@
-"""Bearer-token auth of the job API with real tokens: an RSA key this test owns signs them, its
-JWKS is served over HTTP on 127.0.0.1, SQS and DynamoDB are the moto server."""
+"""Bearer-token auth of the job API with real tokens: the local issuer's RSA key signs them
+(jobfleet_tools.issuer), its JWKS is served over HTTP on 127.0.0.1, SQS and DynamoDB are the moto server."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
@@ -26,6 +23,7 @@ from worker.api import ApiSettings, create_app
 from worker.auth import AuthSettings
 
 from jobfleet_contract.environment import ApiAuth, ConfigError, api_environment, auth_scopes
+from jobfleet_tools.issuer import LocalIssuer
 
 REGION = "us-east-1"
 AUDIENCE = "https://jobs.example.test"
@@ -34,49 +32,19 @@ JOB = {"type": "report", "payload": {"n": 1}}
 WORKER_IMAGE = Path(__file__).resolve().parents[3] / "worker_image"
 
 
-class Issuer:
-    """A token issuer: an RSA key pair, its JWKS on a local HTTP server, and a token mint."""
+class Issuer(LocalIssuer):
+    """The shared local issuer (jobfleet_tools.issuer); tokens for AUDIENCE by default, scopes by name."""
 
-    def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = uuid.uuid4().hex
-        self.jwks_requests = 0
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        body = json.dumps({"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}).encode()
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer.jwks_requests += 1
-                status = 200 if self.path == "/.well-known/jwks.json" else 404
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body if status == 200 else b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, client: str = "client-a", scopes: tuple[str, ...] = ("submit", "read"), *,
-              aud: str | None = AUDIENCE, iss: str | None = None, expires_in: int = 300,
-              key: Any = None, kid: str | None = None) -> str:
-        claims: dict[str, Any] = {"iss": iss or self.url, "client_id": client, "token_use": "access",
-                                  "scope": " ".join(SCOPES.get(s, s) for s in scopes),
-                                  "exp": int(time.time()) + expires_in, "iat": int(time.time())}
-        if aud is not None:
-            claims["aud"] = aud
-        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+    def token(self, client: str = "client-a", scopes: Iterable[str] = ("submit", "read"), *,
+              aud: str | None = AUDIENCE, **claims: Any) -> str:
+        return super().token(client, [SCOPES.get(s, s) for s in scopes], aud=aud, **claims)
 
 
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[Issuer]:
     running = Issuer()
     yield running
-    running.server.shutdown()
+    running.close()
 
 
 @pytest.fixture()

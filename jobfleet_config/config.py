@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from jobfleet_config.naming import Naming
 from jobfleet_config.workload import (
@@ -553,10 +553,7 @@ def load_all(directory: Path = ENVIRONMENTS_DIR) -> list[EnvironmentConfig]:
 def with_prebuilt_image(config: EnvironmentConfig, reference: str) -> EnvironmentConfig:
     """Every tier (and the API) that runs the default worker image runs ``reference`` instead: the image
     CI built and pushed (`cdk synth -c image=<registry>/<repo>@sha256:<digest>`). Explicit images stay."""
-    try:
-        spec = parse_image(reference)
-    except WorkloadError as exc:
-        raise ConfigError("-c image", "image", exc.value, exc.allowed) from None
+    spec = _run_check(parse_image, reference, "image", "-c image")
     if not spec.prebuilt:
         raise ConfigError("-c image", "image", reference,
                           "a prebuilt image reference <registry>/<repository>@sha256:<digest>")
@@ -700,46 +697,47 @@ def _check_value(value: Any, rule: Mapping[str, Any], path: str, file: str) -> A
                 raise ConfigError(file, f"{path}.{key}", text,
                                   f"a specific reason of at least {rule['min']} characters")
         return dict(value)
-    if kind not in ("str", "int", "float", "bool", "list[str]"):
-        try:
-            return rule["check"](value)
-        except WorkloadError as exc:
-            raise ConfigError(file, path, exc.value, exc.allowed) from None
-
     if kind == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             fail("a list of strings")
         for item in value:
             if rule["pattern"] and not re.search(rule["pattern"], item):
                 raise ConfigError(file, path, item, f"each item matching {rule['pattern']}")
-        if rule["check"] is not None:
-            try:
-                return rule["check"](value)
-            except WorkloadError as exc:
-                raise ConfigError(file, path, exc.value, exc.allowed) from None
-        return tuple(value)
-    ok_type = {
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-    }[kind]
-    if not ok_type:
-        fail()
-    if rule["choices"] is not None and value not in rule["choices"]:
-        fail()
-    if rule["min"] is not None and value < rule["min"]:
-        fail()
-    if rule["max"] is not None and value > rule["max"]:
-        fail()
-    if rule["pattern"] is not None and not re.search(rule["pattern"], value):
-        fail()
+    elif kind in ("str", "int", "float", "bool"):
+        ok_type = {
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+        }[kind]
+        if not ok_type:
+            fail()
+        if rule["choices"] is not None and value not in rule["choices"]:
+            fail()
+        if rule["min"] is not None and value < rule["min"]:
+            fail()
+        if rule["max"] is not None and value > rule["max"]:
+            fail()
+        if rule["pattern"] is not None and not re.search(rule["pattern"], value):
+            fail()
+    # Any other kind ("table", "list[table]") is its check's alone.
     if rule["check"] is not None:
-        try:
-            value = rule["check"](value)
-        except WorkloadError as exc:
-            raise ConfigError(file, path, exc.value, exc.allowed) from None
+        value = _run_check(rule["check"], value, path, file)
+    elif kind == "list[str]":
+        value = tuple(value)
     return float(value) if kind == "float" else value
+
+
+_T = TypeVar("_T")
+
+
+def _run_check(check: Callable[[Any], _T], value: Any, path: str, file: str) -> _T:
+    """``check(value)`` (a workload parser); its WorkloadError becomes a ConfigError naming the file and
+    field, with the value and what is allowed as the parser said them."""
+    try:
+        return check(value)
+    except WorkloadError as exc:
+        raise ConfigError(file, path, exc.value, exc.allowed) from None
 
 
 def _describe_rule(rule: Mapping[str, Any]) -> str:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from jobfleet_tools.local.processes import free_port
+from tests.support.status_table import new_status_table
+
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +25,7 @@ def moto_endpoint() -> Iterator[str]:
     Also sets fake credentials and the region in os.environ so that subprocesses started by
     tests (workers receiving real signals) reach the same server.
     """
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -54,6 +51,14 @@ def moto_endpoint() -> Iterator[str]:
 def sqs(moto_endpoint: str):
     """A boto3 SQS client pointed at the moto server."""
     return boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture()
+def jobs_table(moto_endpoint: str) -> Iterator[Any]:
+    """A fresh job-status table on the moto server (boto3 Table), defined as local mode's, deleted after."""
+    table = new_status_table(moto_endpoint)
+    yield table
+    table.delete()
 
 
 # --- CDK synthesis: once per test session (a synth starts Node through jsii and costs seconds) ---

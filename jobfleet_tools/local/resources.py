@@ -73,14 +73,18 @@ class LocalAws:
                 },
             )["QueueUrl"]
             self.dlq_urls[tier.name] = dlq_url
-        dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=self.table_name,
-            KeySchema=[{"AttributeName": JOB_ID, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": JOB_ID, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_time_to_live(
-            TableName=self.table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
-        )
+        create_status_table(self.client("dynamodb"), self.table_name)
+
+
+def create_status_table(dynamodb: Any, name: str) -> None:
+    """The job-status table as the Stateful stack defines it (stacks/constructs/job_status_table.py):
+    on demand, keyed by jobId, TTL on expiresAt. Local mode's, and the tests' (one definition, so a
+    test table cannot drift from the real one)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": JOB_ID, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": JOB_ID, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT})

@@ -4,10 +4,8 @@ every writer (API, worker, run-one, redrive) goes through the same rules."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import get_args
 
-import boto3
 import pytest
 
 from jobfleet_contract.status import (
@@ -31,16 +29,8 @@ def test_the_job_state_type_lists_exactly_the_states():
 
 
 @pytest.fixture()
-def store(moto_endpoint):
-    dynamodb = boto3.resource("dynamodb", endpoint_url=moto_endpoint)
-    name = f"status-{uuid.uuid4().hex[:8]}"
-    table = dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return JobStatusStore(table, tier="standard")
+def store(jobs_table):
+    return JobStatusStore(jobs_table, tier="standard")
 
 
 def test_the_table_covers_every_state_and_nothing_leaves_succeeded():

@@ -16,12 +16,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobfleet_contract.status import SUCCEEDED, JobStatusStore, Recorded, Run, Transition, decide
+from tests.support.status_table import new_status_table
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,7 @@ def test_a_late_outcome_of_an_older_run_or_attempt_is_always_refused(case):
 
 @pytest.fixture(scope="module")
 def table(moto_endpoint):
-    dynamodb = boto3.resource("dynamodb", endpoint_url=moto_endpoint)
-    created = dynamodb.create_table(
-        TableName=f"converge-{uuid.uuid4().hex[:8]}", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+    created = new_status_table(moto_endpoint, "converge")
     yield created
     created.delete()
 

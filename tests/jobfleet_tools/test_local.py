@@ -3,6 +3,7 @@ HTTP API."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -10,8 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import boto3
@@ -22,6 +24,7 @@ import pytest
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
 from jobfleet_tools.local.fleet import EXAMPLE_JOB
 from jobfleet_tools.local.processes import job_summary
+from tests.support import polling
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).parent / "support"
@@ -70,15 +73,32 @@ waivers."CT.ELASTICLOADBALANCING.PR.5" = "a local test environment: nothing to p
 """
 
 
-def wait_for(predicate, timeout: float, what: str):
-    """Poll until predicate() is truthy; the bound only keeps a broken run from hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+# Each poll reads every job's status over HTTP: four a second are enough.
+wait_for = functools.partial(polling.wait_for, interval=0.25)
+
+
+@contextmanager
+def local_mode(args: list[str], env: dict[str, str], out_path: Path,
+               stop_timeout: float) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m jobfleet_tools local ARGS` as a real process in its own session, its output in
+    out_path; yields (the process, its API URL) once it prints its banner. On leaving: Ctrl-C (SIGINT)
+    and its drain, the whole group killed if it outlives stop_timeout."""
+    with out_path.open("w") as out:
+        local = subprocess.Popen([sys.executable, "-m", "jobfleet_tools", "local", *args], cwd=REPO, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in out_path.read_text(), 90,
+                 "local mode prints its banner")
+        assert local.poll() is None, out_path.read_text()
+        yield local, re.search(r"API: +(http://127\.0\.0\.1:\d+)", out_path.read_text()).group(1)
+    finally:
+        if local.poll() is None:
+            local.send_signal(signal.SIGINT)
+        try:
+            local.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(local.pid, signal.SIGKILL)
+            raise
 
 
 @pytest.fixture()
@@ -114,18 +134,11 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(checkout_path(SUPPORT),
                WORKER_BACKOFF_BASE_SECONDS="0.5")  # transient retries after ~1 s, not ~2-4 s
-    with out_path.open("w") as out:
-        local = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "e2e", "--config-dir", str(config_dir),
-             "--handlers", "local_e2e_jobs", "--run-dir", str(run_dir)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
+    args = ["--env", "e2e", "--config-dir", str(config_dir), "--handlers", "local_e2e_jobs",
+            "--run-dir", str(run_dir)]
+    # On leaving: Ctrl-C; everything stops, workers drain, nothing is left running.
+    with local_mode(args, env, out_path, stop_timeout=90) as (local, api):
         output = lambda: out_path.read_text()  # noqa: E731
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90,
-                 "local mode prints its banner")
-        assert local.poll() is None, output()
-        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         endpoint = re.search(r"moto: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         assert "curl -s -X POST" in output()
 
@@ -217,15 +230,6 @@ def test_local_mode_end_to_end(tmp_path: Path, config_dir: Path):
         assert events[by_type["e2e.poison"]]["error"].startswith("PermanentError: customer record")
         assert "[events] dead-lettered e2e.poison" in output()
         fleet = psutil.Process(local.pid).children(recursive=True)
-    finally:
-        # --- Ctrl-C: everything stops, workers drain, nothing is left running ---
-        if local.poll() is None:
-            local.send_signal(signal.SIGINT)
-        try:
-            local.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(local.pid, signal.SIGKILL)
-            raise
     text = out_path.read_text()
     assert local.returncode == 0, text
     assert "stopped critical (exit code 0)" in text and "stopped standard (exit code 0)" in text, text
@@ -269,16 +273,11 @@ def test_local_mode_runs_what_the_dev_config_names_with_results_and_events(tmp_p
     env.update(checkout_path(), PARTNER_API_KEY="local-key",
                PARTNER_API_URL=f"http://127.0.0.1:{partner.server_port}")
     env.pop("WORKER_HANDLERS", None)
-    with out_path.open("w") as out:
-        local = subprocess.Popen(
-            [sys.executable, "-m", "jobfleet_tools", "local", "--env", "dev", "--config-dir", str(config_dir),
-             "--run-dir", str(run_dir)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    args = ["--env", "dev", "--config-dir", str(config_dir), "--run-dir", str(run_dir)]
+    with ExitStack() as stack:
+        stack.callback(partner.shutdown)
+        local, api = stack.enter_context(local_mode(args, env, out_path, stop_timeout=150))
         output = lambda: out_path.read_text()  # noqa: E731
-        wait_for(lambda: local.poll() is not None or "Ctrl-C stops everything." in output(), 90, "banner")
-        assert local.poll() is None, output()
-        api = re.search(r"API: +(http://127\.0\.0\.1:\d+)", output()).group(1)
         assert "results:      s3://jobfleet-dev-results/results/<jobId>.json" in output()
         requests = {
             "invoice.render": {"customer": "Acme", "items": [{"description": "Plan", "unitPrice": 12.5}]},
@@ -318,13 +317,4 @@ def test_local_mode_runs_what_the_dev_config_names_with_results_and_events(tmp_p
             assert event["detail"]["state"] == "succeeded" and event["detail"]["type"] == job_type
             assert event["detail"]["result"]["key"] == f"results/{job_id}.json"
         assert published[jobs["usage.analyse"]]["detail"]["tier"] == "batch"
-    finally:
-        partner.shutdown()
-        if local.poll() is None:
-            local.send_signal(signal.SIGINT)
-        try:
-            local.wait(timeout=150)
-        except subprocess.TimeoutExpired:
-            os.killpg(local.pid, signal.SIGKILL)
-            raise
     assert local.returncode == 0, out_path.read_text()

@@ -19,6 +19,7 @@ from jobfleet_config.config import load_environment
 from jobfleet_contract.environment import ApiAuth
 from jobfleet_tools.local.fleet import LocalFleet
 from jobfleet_tools.local.processes import Output
+from jobfleet_tools.local.resources import create_status_table
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT = {"PYTHONPATH": os.pathsep.join(str(p) for p in (REPO / "worker_image", REPO / "lambda", REPO))}
@@ -50,10 +51,7 @@ def test_the_banner_says_auth_is_off_and_its_redrive_command_works_without_crede
         fleet.aws.queue_urls[tier.name] = sqs.create_queue(QueueName=name)["QueueUrl"]
         fleet.aws.dlq_urls[tier.name] = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-    dynamodb.create_table(
-        TableName=fleet.aws.table_name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+    create_status_table(dynamodb, fleet.aws.table_name)
     try:
         check_banner(fleet, config.tiers[0].name, tmp_path)
     finally:

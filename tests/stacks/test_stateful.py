@@ -127,3 +127,18 @@ def test_status_table_on_demand_with_ttl_and_pitr_in_prod(templates):
         assert ttl.as_string() == "expiresAt"
     templates["prod"].has_resource_properties("AWS::DynamoDB::GlobalTable", {
         "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}})
+
+
+def test_local_mode_and_the_tests_make_the_status_table_the_stack_defines(templates, jobs_table):
+    """jobs_table (tests/conftest.py) is made by local mode's create_status_table: key, attribute
+    types, billing and TTL as in the synthesized table, so a test on it cannot pass on another shape."""
+    (table,) = templates["prod"].find_resources("AWS::DynamoDB::GlobalTable").values()
+    synthesized = table["Properties"]
+    described = jobs_table.meta.client.describe_table(TableName=jobs_table.name)["Table"]
+    ttl = jobs_table.meta.client.describe_time_to_live(TableName=jobs_table.name)["TimeToLiveDescription"]
+
+    assert described["KeySchema"] == synthesized["KeySchema"]
+    assert described["AttributeDefinitions"] == synthesized["AttributeDefinitions"]
+    assert described["BillingModeSummary"]["BillingMode"] == synthesized["BillingMode"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == (
+        "ENABLED", synthesized["TimeToLiveSpecification"]["AttributeName"])

@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 SUPPORT_DIR = Path(__file__).parent / "support"
@@ -30,35 +32,47 @@ from worker.observability import Metrics  # noqa: E402
 from worker.runtime import Worker  # noqa: E402
 from worker.transport import SqsTransport, sqs_client  # noqa: E402
 
+from jobfleet_tools.local.processes import free_port  # noqa: E402
+from tests.support.polling import wait_for  # noqa: E402  (imported from here by the worker tests)
+
 TEST_JOBS_MODULE = jobfleet_test_jobs.__name__
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
-    """Poll until predicate() is truthy; the timeout only stops a broken test from hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+def dead_endpoint() -> str:
+    """An endpoint URL on 127.0.0.1 where nothing listens (a port that was free a moment ago)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextmanager
+def served_api(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """`python -m worker api` of this checkout as a real process (uvicorn) with ``env`` (its PORT);
+    yields the API's URL once /healthz answers, terminates it after."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(CHECKOUT_PATH)}
+    process = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{env['PORT']}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(lambda: process.poll() is not None or healthy(), 30, "the API answers /healthz")
+        assert process.poll() is None, "the API exited on start"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture()
-def status_table(moto_endpoint):
+def status_table(jobs_table):
     """A fresh job-status table on the moto server: (table name, JobStatusStore on it)."""
-    import boto3
-
     from jobfleet_contract.status import JobStatusStore
 
-    name = f"status-{uuid.uuid4().hex[:8]}"
-    table = boto3.resource("dynamodb", endpoint_url=moto_endpoint).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name, JobStatusStore(table, tier="test")
+    return jobs_table.name, JobStatusStore(jobs_table, tier="test")
 
 
 @dataclass

@@ -7,7 +7,6 @@ import json
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from redrive.ledger import CopyLedger
 from redrive.mover import SelectiveMover
@@ -16,17 +15,6 @@ from redrive.request import QueuePair, parse_event
 from redrive.service import run_redrive
 
 from jobfleet_contract.status import JobStatusStore
-
-
-@pytest.fixture()
-def table(moto_endpoint: str) -> Any:
-    dynamodb = boto3.resource("dynamodb", endpoint_url=moto_endpoint)
-    created = dynamodb.create_table(
-        TableName=f"jobs-{uuid.uuid4().hex[:12]}", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
-    yield created
-    created.delete()
 
 
 def redrive(queues: Any, sqs: Any = None, table: Any = None, **event: Any) -> dict[str, Any]:
@@ -60,14 +48,14 @@ class DeletesFail:
             for entry in Entries]}
 
 
-def test_a_failed_delete_is_counted_and_the_next_run_sends_no_second_copy(queues, dead_letter, table):
+def test_a_failed_delete_is_counted_and_the_next_run_sends_no_second_copy(queues, dead_letter, jobs_table):
     expected = sorted(f"job-{i}" for i in range(12))
     queues.put_dead_letters([dead_letter("report", job_id=job) for job in expected])
 
-    first = redrive(queues, DeletesFail(queues.sqs), table)
+    first = redrive(queues, DeletesFail(queues.sqs), jobs_table)
 
     assert (first["moved"], first["failed"], first["remaining"]) == (0, 12, 12)
-    second = redrive(queues, table=table)
+    second = redrive(queues, table=jobs_table)
 
     assert (second["moved"], second["failed"], second["remaining"]) == (12, 0, 0)
     # One copy of each job in the target queue, none left behind in the DLQ.

@@ -244,12 +244,9 @@ def test_a_rate_wait_longer_than_the_time_left_stops_instead(queues, dead_letter
     assert (tally.moved, tally.stop_reason, tally.remaining) == (1, "timeLimit", 19)
 
 
-def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter, moto_endpoint):
+def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter, moto_endpoint, jobs_table):
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-    table = f"jobs-{queues.dlq_url.rsplit('/', 1)[-1]}"
-    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+    table = jobs_table.name
     for job, status in (("dead", "dead-lettered"), ("retrying", "failed"), ("done", "succeeded")):
         dynamodb.put_item(TableName=table, Item={"jobId": {"S": job}, "status": {"S": status},
                                                  "lastError": {"S": "boom"}})
@@ -259,8 +256,7 @@ def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter
     result = run_redrive(
         {"dlqUrl": queues.dlq_url, "targetUrl": queues.target_url, "mode": "selective"},
         sqs=queues.sqs, tier_queues={}, max_redrives=None, remaining_millis=lambda: 900_000,
-        status_store=JobStatusStore(boto3.resource("dynamodb", endpoint_url=moto_endpoint).Table(table),
-                                    ttl_days=7, now=lambda: "2026-03-01T00:00:00.000Z"),
+        status_store=JobStatusStore(jobs_table, ttl_days=7, now=lambda: "2026-03-01T00:00:00.000Z"),
     )
 
     assert result["moved"] == 4
@@ -277,7 +273,6 @@ def test_redriven_jobs_are_marked_queued_in_the_status_table(queues, dead_letter
     # The contract's transition table: a finished job stays finished, none is created.
     assert items["done"]["status"] == {"S": "succeeded"}
     assert items["unknown"] is None
-    dynamodb.delete_table(TableName=table)
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
 import boto3
@@ -13,29 +12,19 @@ from worker.api import IDEMPOTENCY_PREFIX, ApiSettings, create_app
 
 from jobfleet_contract.environment import ConfigError
 from jobfleet_contract.status import JobStatusStore
+from tests.worker_image.conftest import dead_endpoint
 
 REGION = "us-east-1"
 JOB_TYPES = {"onboarding": "critical", "report": "standard", "analysis": "batch"}
 
 
-def make_table(endpoint: str) -> str:
-    name = f"jobs-{uuid.uuid4().hex[:10]}"
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
-
-
 @pytest.fixture()
-def env(moto_endpoint, sqs):
+def env(sqs, jobs_table):
     """Fresh queues per tier and a fresh status table; returns (settings factory, sqs client)."""
     suffix = uuid.uuid4().hex[:8]
     queues = {tier: sqs.create_queue(QueueName=f"api-{tier}-{suffix}")["QueueUrl"]
               for tier in ("critical", "standard", "batch")}
-    table = make_table(moto_endpoint)
+    table = jobs_table.name
 
     def settings(**overrides) -> ApiSettings:
         values = {"tier_queues": queues, "job_types": JOB_TYPES, "status_table": table,
@@ -72,13 +61,6 @@ def assert_error(response, status: int, error: str | None = None) -> dict:
     if error is not None:
         assert body["error"] == error, body
     return body
-
-
-def dead_endpoint() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # nothing listens there once the socket is closed
 
 
 # --- submitting ------

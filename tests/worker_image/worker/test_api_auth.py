@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,12 +18,12 @@ from worker.auth import AuthSettings
 
 from jobfleet_contract.environment import ApiAuth, ConfigError, api_environment, auth_scopes
 from jobfleet_tools.issuer import LocalIssuer
+from jobfleet_tools.local.processes import free_port
+from tests.worker_image.conftest import served_api
 
-REGION = "us-east-1"
 AUDIENCE = "https://jobs.example.test"
 SCOPES = {"submit": f"{AUDIENCE}/submit", "read": f"{AUDIENCE}/read", "readAny": f"{AUDIENCE}/read-any"}
 JOB = {"type": "report", "payload": {"n": 1}}
-WORKER_IMAGE = Path(__file__).resolve().parents[3] / "worker_image"
 
 
 class Issuer(LocalIssuer):
@@ -48,13 +42,9 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture()
-def settings(moto_endpoint, sqs, issuer):
+def settings(sqs, jobs_table, issuer):
     queue = sqs.create_queue(QueueName=f"auth-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    table = f"auth-{uuid.uuid4().hex[:10]}"
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint).create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+    table = jobs_table.name
 
     def make(rate: float = 0.0) -> ApiSettings:
         auth = AuthSettings.from_env({
@@ -166,31 +156,11 @@ def test_the_served_api_with_local_modes_auth_settings_checks_tokens_over_http(i
     """`python -m worker api` as a real process, with the environment local mode gives it for
     --auth-issuer/--auth-audience (the contract's api_environment)."""
     queue = sqs.create_queue(QueueName=f"auth-served-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, **api_environment(
         tier_queue_urls={"standard": queue}, job_types={"report": "standard"}, status_table="",
-        status_ttl_days=1, max_payload_bytes=65536, tier_max_payload_bytes={}, port=port,
-        auth=ApiAuth("jwt", issuer.url, AUDIENCE, auth_scopes(AUDIENCE), 0))}
-    env.update(API_HOST="127.0.0.1",
-               PYTHONPATH=os.pathsep.join([str(WORKER_IMAGE), str(WORKER_IMAGE.parent)]))
-    api = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert api.poll() is None and time.monotonic() < deadline, "API did not start"
-            time.sleep(0.1)
+        status_ttl_days=1, max_payload_bytes=65536, tier_max_payload_bytes={}, port=free_port(),
+        auth=ApiAuth("jwt", issuer.url, AUDIENCE, auth_scopes(AUDIENCE), 0)), "API_HOST": "127.0.0.1"}
+    with served_api(env, tmp_path) as url:
         assert httpx.post(f"{url}/jobs", json=JOB).status_code == 401
         accepted = httpx.post(f"{url}/jobs", json=JOB, headers=bearer(issuer.token()))
         assert accepted.status_code == 202, accepted.text
-    finally:
-        api.terminate()
-        api.wait(timeout=10)

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import httpx
@@ -19,15 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from worker.api import ApiSettings, JobAccepted, JobRequest, JobStatus, create_app
 
+from jobfleet_tools.local.processes import free_port
+from tests.worker_image.conftest import WORKER_IMAGE_DIR, dead_endpoint, served_api
+
 REGION = "us-east-1"
-WORKER_IMAGE = Path(__file__).resolve().parents[3] / "worker_image"
 JOB_TYPES = {"report": "standard"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture()
@@ -36,40 +27,18 @@ def queue_url(sqs) -> str:
 
 
 @pytest.fixture()
-def table(moto_endpoint) -> str:
-    name = f"edges-{uuid.uuid4().hex[:10]}"
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint).create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
-    return name
+def table(jobs_table) -> str:
+    return jobs_table.name
 
 
 @pytest.fixture()
 def api_server(moto_endpoint, queue_url) -> Iterator[str]:
     """`python -m worker api` as a real process (uvicorn) with a 1,000-byte payload limit."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "TIER_QUEUES": json.dumps({"standard": queue_url}),
-           "JOB_TYPES": json.dumps(JOB_TYPES), "MAX_PAYLOAD_BYTES": "1000",
-           "PYTHONPATH": os.pathsep.join([str(WORKER_IMAGE), str(WORKER_IMAGE.parent)])}
+    env = {**os.environ, "PORT": str(free_port()), "TIER_QUEUES": json.dumps({"standard": queue_url}),
+           "JOB_TYPES": json.dumps(JOB_TYPES), "MAX_PAYLOAD_BYTES": "1000"}
     env.pop("STATUS_TABLE", None)
-    process = subprocess.Popen([sys.executable, "-m", "worker", "api"], env=env, cwd=WORKER_IMAGE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "API did not start"
-            time.sleep(0.1)
+    with served_api(env, WORKER_IMAGE_DIR) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(api_server):
@@ -116,10 +85,7 @@ def test_the_idempotency_fingerprint_ignores_key_order(moto_endpoint, queue_url,
 
 
 def test_a_read_while_the_status_table_is_down_says_so(queue_url, table, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dead)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dead_endpoint())
     client = TestClient(create_app(ApiSettings({"standard": queue_url}, JOB_TYPES, table)))
 
     response = client.get("/jobs/some-job")

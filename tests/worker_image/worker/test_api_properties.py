@@ -16,6 +16,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from worker.api import ApiSettings, create_app
 
+from tests.support.status_table import new_status_table
+
 REGION = "us-east-1"
 JOB_TYPES = {"onboarding": "critical", "report": "standard", "analysis": "batch"}
 
@@ -26,13 +28,7 @@ def api_app(moto_endpoint):
     suffix = uuid.uuid4().hex[:8]
     queues = {tier: sqs.create_queue(QueueName=f"props-{tier}-{suffix}")["QueueUrl"]
               for tier in ("critical", "standard", "batch")}
-    table = f"props-jobs-{suffix}"
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint).create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = new_status_table(moto_endpoint, "props-jobs").name
     # A small payload limit, so generated payloads also cross it (413).
     return create_app(ApiSettings(queues, JOB_TYPES, table, max_payload_bytes=512))
 

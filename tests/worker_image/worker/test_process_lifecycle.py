@@ -11,6 +11,7 @@ import time
 import pytest
 from moto.server import ThreadedMotoServer
 
+from jobfleet_tools.local.processes import free_port
 from tests.worker_image.conftest import (
     WORKER_IMAGE_DIR,
     drain_queue,
@@ -95,7 +96,7 @@ def test_worker_survives_sqs_endpoint_down_then_back(sqs, make_queues, tmp_path,
     """A second moto server (same in-process backend, so same queues) is stopped and restarted on its port."""
     queues = make_queues(visibility_timeout=5)
     record_dir = tmp_path / "records"
-    port = _free_port()
+    port = free_port()
     flaky_endpoint = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     flaky_endpoint.start()
     env = worker_env(queues, tmp_path, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
@@ -119,11 +120,3 @@ def test_worker_survives_sqs_endpoint_down_then_back(sqs, make_queues, tmp_path,
     finally:
         worker.kill()
         flaky_endpoint.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

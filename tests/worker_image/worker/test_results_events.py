@@ -23,6 +23,7 @@ from worker.events import DETAIL_TYPE, EVENT_SOURCE, EventPublisher
 from worker.results import ResultStore, result_key
 
 from jobfleet_contract.status import JobStatusStore
+from tests.support.status_table import new_status_table
 from tests.worker_image.conftest import SUPPORT_DIR, WORKER_IMAGE_DIR, send_job, wait_for
 
 REGION = "us-east-1"
@@ -76,11 +77,7 @@ def sinks(moto_endpoint, sqs) -> Sinks:
     events.put_rule(Name=f"jobs-{suffix}", EventPattern=json.dumps(
         {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE], "detail": {"environment": [environment]}}))
     events.put_targets(Rule=f"jobs-{suffix}", Targets=[{"Id": "queue", "Arn": arn}])
-    table = f"status-{suffix}"
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=table, KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST")
+    table = new_status_table(moto_endpoint, "status").name
     return Sinks(bucket, environment, queue, table, sqs, s3)
 
 

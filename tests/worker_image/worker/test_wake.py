@@ -13,8 +13,8 @@ from worker.api import ApiSettings, create_app
 from worker.wake import ServiceWaker
 
 from jobfleet_contract.environment import ConfigError, parse_wake_services
-from tests.worker_image.conftest import wait_for
-from tests.worker_image.worker.test_api import JOB_TYPES, REGION, dead_endpoint
+from tests.worker_image.conftest import dead_endpoint, wait_for
+from tests.worker_image.worker.test_api import JOB_TYPES, REGION
 
 
 @pytest.fixture()

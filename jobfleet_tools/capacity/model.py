@@ -13,17 +13,25 @@ import math
 
 from jobfleet_config.config import EnvironmentConfig, TierConfig
 
-# backlog_scaling.py: SCALE_OUT_COOLDOWN_SECONDS / SCALE_IN_COOLDOWN_SECONDS, the wake-up step
-# action's cooldown and the 60 s period of every metric in the policies and the wake-up alarm.
+# backlog_scaling.py: SCALE_OUT_COOLDOWN_SECONDS (target tracking, which only scales out), the
+# wake-up step action's cooldown, the scale-in step actions' cooldown and the 60 s period of every
+# metric in the policies and alarms.
 SCALE_OUT_COOLDOWN_SECONDS = 60
 SCALE_IN_COOLDOWN_SECONDS = 300
 WAKE_STEP_COOLDOWN_SECONDS = 60
 METRIC_PERIOD_SECONDS = 60
-# The two alarms Application Auto Scaling manages for a target-tracking policy on a one-minute
-# metric: "high" after 3 data points above the target, "low" after 15 data points below 90 % of it.
+# The "high" alarm Application Auto Scaling manages for a target-tracking policy on a one-minute
+# metric: 3 data points above the target. (Its "low" alarm has no effect: DisableScaleIn.)
 HIGH_ALARM_DATAPOINTS = 3
-LOW_ALARM_DATAPOINTS = 15
-LOW_ALARM_RATIO = 0.9
+# backlog_scaling.py's scale-in alarms: every one of SCALE_IN_MINUTES data points breaching.
+# "scale-in": (visible + in flight) / running tasks / target below SCALE_IN_BELOW_RATIO while
+# desired > max(min_tasks, 1); steps by percent of the desired count, (lower, upper, percent)
+# relative to the threshold, the highest value of the breaching minutes picking the step.
+# "scale-to-zero" (min 0): nothing visible or in flight while desired == 1; removes one task.
+SCALE_IN_MINUTES = 15
+SCALE_IN_BELOW_RATIO = 0.5
+SCALE_IN_STEPS = ((-0.25, 0.0, -25), (None, -0.25, -50))
+SCALE_TO_ZERO_ADJUSTMENT = -1
 # SQS stops publishing metrics of a queue without messages for about six hours.
 IDLE_QUEUE_SECONDS = 6 * 3600
 # API wake-up: POST -> DescribeServices -> UpdateService(desiredCount=1), measured against moto
@@ -76,6 +84,17 @@ class ServicePolicy:
             spot_weight=tier.fargate_spot_weight,
             vcpu=tier.cpu / 1024, memory_gb=tier.memory_mib / 1024,
         )
+
+    @property
+    def scale_to_zero(self) -> bool:
+        """The scale-to-zero alarm exists (min 0 tiers), like the wake-up alarm."""
+        return self.min_tasks == 0
+
+    @property
+    def scale_in_floor(self) -> int:
+        """The scale-in alarm counts only minutes that wanted more tasks than this; the last task
+        of a min 0 tier goes only through the scale-to-zero alarm."""
+        return max(self.min_tasks, 1)
 
     def fixed(self, tasks: int) -> ServicePolicy:
         """The same tier held at exactly `tasks` tasks (no scaling): the M/M/c check."""

@@ -2,19 +2,26 @@
 
 Service tiers (Fargate workers), as synthesized (see model.py for the numbers):
 - Messages wait in a FIFO queue; a running task takes up to `concurrency` of them at once.
-- Every minute closes a CloudWatch data point: visible messages (average and maximum), running
-  tasks (average) and desired tasks (maximum). It reaches the alarms `metric_lag_seconds` later.
+- Every minute closes a CloudWatch data point: visible messages (average and maximum), in-flight
+  messages (maximum), running tasks (average) and desired tasks (maximum). It reaches the alarms
+  `metric_lag_seconds` later.
   After `IDLE_QUEUE_SECONDS` without messages SQS publishes nothing for
   `idle_queue_metric_delay_seconds` after the next send (missing data: no alarm acts on it).
-- Target tracking on `visible / IF(running >= 1, running, 1)`: 3 data points above the target
-  invoke the policy once a minute, desired = ceil(desired x metric / target) (scale-out is not
-  held back by its cooldown: AWS counts the capacity it just added); 15 data points below 90 % of
-  the target scale in the same way, at most once per scale-in cooldown. Bounds min..max tasks.
+- Target tracking on `visible / IF(running >= 1, running, 1)`, scale-out only: 3 data points above
+  the target invoke the policy once a minute, desired = ceil(desired x metric / target) (not held
+  back by its cooldown: AWS counts the capacity it just added). Bounds min..max tasks.
+- Scale-in step policies, each alarm invoking its policy once a minute while all of the last
+  `SCALE_IN_MINUTES` data points breach, at most once per `SCALE_IN_COOLDOWN_SECONDS` (shared):
+  "scale-in" when (visible max + in flight max) / max(running, 1) / target < SCALE_IN_BELOW_RATIO
+  with desired max > max(min_tasks, 1): removes 25 % (50 % at or below a quarter of the target) of the
+  desired count, truncated towards zero, at least 1; "scale-to-zero" (min 0 tiers) when nothing
+  was visible or in flight and desired max was exactly 1: removes one task. A data point without
+  SQS data breaches neither.
 - Wake-up alarm (min 0 only): a data point with messages visible while desired was 0 sets the
   desired count to exactly 1 (step cooldown 60 s). With `api.wake_from_zero` the API does the same
   `API_WAKE_SECONDS` after a submission to a tier whose desired count is 0, at most once per
   `wake_interval_seconds`, and re-checks every interval until a task runs (at most
-  `API_WAKE_GUARD_SECONDS`): a scale-in on data points from before the job can undo the wake.
+  `API_WAKE_GUARD_SECONDS`; worker/wake.py's guard, which the scale-in alarms no longer need).
 - A new task runs after `task_start_seconds` (x U(0.75, 1.25)) and is billed from its start.
   Scale-in removes starting tasks first, then idle ones; a busy task (scale-in protection) keeps
   working, and receiving while it holds a message, and stops the moment it holds none.
@@ -45,11 +52,13 @@ from .model import (
     BATCH_WARM_START_SECONDS,
     HIGH_ALARM_DATAPOINTS,
     IDLE_QUEUE_SECONDS,
-    LOW_ALARM_DATAPOINTS,
-    LOW_ALARM_RATIO,
     METRIC_PERIOD_SECONDS,
     PIPE_SUBMIT_SECONDS,
+    SCALE_IN_BELOW_RATIO,
     SCALE_IN_COOLDOWN_SECONDS,
+    SCALE_IN_MINUTES,
+    SCALE_IN_STEPS,
+    SCALE_TO_ZERO_ADJUSTMENT,
     WAKE_STEP_COOLDOWN_SECONDS,
     BatchPolicy,
     ServicePolicy,
@@ -197,6 +206,7 @@ class _Task:
 class _Datapoint:
     visible_avg: float
     visible_max: float
+    in_flight_max: int
     running_avg: float
     desired_max: int
     missing: bool  # SQS published nothing (queue resuming after a long idle spell)
@@ -219,6 +229,7 @@ class _ServiceModel:
         self.last_t = 0.0
         self.visible_area = self.running_area = 0.0
         self.visible_max = 0
+        self.in_flight_max = 0
         self.desired_max = 0
         self.task_seconds = self.spot_task_seconds = 0.0
         self.peak_tasks = 0
@@ -287,8 +298,12 @@ class _ServiceModel:
                 self.minute_max_wait = max(self.minute_max_wait, self.now - self.arrivals[job])
                 task.busy += 1
                 self.push(self.now + self.lengths[job], _JOB_DONE, task.ident)
+            self.in_flight_max = max(self.in_flight_max, self.in_flight())
             if not self.queue:
                 return
+
+    def in_flight(self) -> int:
+        return sum(task.busy for task in self.tasks.values())
 
     # scaling
     def close_minute(self, minute: int) -> None:
@@ -296,6 +311,7 @@ class _ServiceModel:
         self.datapoints.append(_Datapoint(
             visible_avg=self.visible_area / METRIC_PERIOD_SECONDS,
             visible_max=self.visible_max,
+            in_flight_max=self.in_flight_max,
             running_avg=self.running_area / METRIC_PERIOD_SECONDS,
             desired_max=self.desired_max, missing=missing))
         self.series.visible.append(self.visible_area / METRIC_PERIOD_SECONDS)
@@ -304,27 +320,29 @@ class _ServiceModel:
         self.series.max_wait.append(self.minute_max_wait)
         self.visible_area = self.running_area = 0.0
         self.visible_max = len(self.queue)
+        self.in_flight_max = self.in_flight()
         self.desired_max = self.desired
         self.minute_max_wait = 0.0
 
     def evaluate(self, minute: int) -> None:
         p = self.p
-        points = self.datapoints[max(0, minute + 1 - LOW_ALARM_DATAPOINTS): minute + 1]
+        points = self.datapoints[max(0, minute + 1 - max(HIGH_ALARM_DATAPOINTS, SCALE_IN_MINUTES)):
+                                 minute + 1]
         metrics = [None if d.missing else d.visible_avg / max(d.running_avg, 1.0) for d in points]
         latest = metrics[-1]
         high = metrics[-HIGH_ALARM_DATAPOINTS:]
-        low = metrics[-LOW_ALARM_DATAPOINTS:]
         if len(high) == HIGH_ALARM_DATAPOINTS and all(m is not None and m > p.target for m in high):
             wanted = math.ceil(self.desired * latest / p.target - 1e-9)
             if wanted > self.desired:
                 self.set_desired(wanted)
-        elif (len(low) == LOW_ALARM_DATAPOINTS
-              and all(m is not None and m < p.target * LOW_ALARM_RATIO for m in low)
-              and self.now - self.last_scale_in >= SCALE_IN_COOLDOWN_SECONDS):
-            wanted = max(p.min_tasks, math.ceil(self.desired * latest / p.target - 1e-9))
-            if wanted < self.desired:
-                self.last_scale_in = self.now
-                self.set_desired(wanted)
+        window = points[-SCALE_IN_MINUTES:]
+        if len(window) == SCALE_IN_MINUTES and self.now - self.last_scale_in >= SCALE_IN_COOLDOWN_SECONDS:
+            ratios = [self.work_ratio(d) for d in window]
+            if all(r < SCALE_IN_BELOW_RATIO for r in ratios):
+                self.scale_in_by(percent_adjustment(self.desired, scale_in_percent(max(ratios))))
+            elif p.scale_to_zero and all(not d.missing and d.visible_max == 0 and d.in_flight_max == 0
+                                         and d.desired_max == 1 for d in window):
+                self.scale_in_by(SCALE_TO_ZERO_ADJUSTMENT)
         if p.wake_alarm:
             point = points[-1]
             visible = 0 if point.missing else point.visible_max
@@ -332,6 +350,20 @@ class _ServiceModel:
                     and self.now - self.last_wake_step >= WAKE_STEP_COOLDOWN_SECONDS):
                 self.last_wake_step = self.now
                 self.set_desired(1)  # ExactCapacity 1
+
+    def work_ratio(self, point: _Datapoint) -> float:
+        """The scale-in alarm's value: work per task / target; 1 (never breaching) where the gate
+        (desired above the floor, SQS data present) is closed."""
+        if point.missing or point.desired_max <= self.p.scale_in_floor:
+            return 1.0
+        work = point.visible_max + point.in_flight_max
+        return work / max(point.running_avg, 1.0) / self.p.target
+
+    def scale_in_by(self, adjustment: int) -> None:
+        wanted = max(self.p.min_tasks, self.desired + adjustment)
+        if wanted < self.desired:
+            self.last_scale_in = self.now
+            self.set_desired(wanted)
 
     def api_wake_check(self, started: int) -> None:
         """worker/wake.py: raise 0 -> 1, and re-check every interval until a task runs (a
@@ -396,6 +428,24 @@ class _ServiceModel:
                 self.evaluate(payload)
             elif kind == _API_WAKE:
                 self.api_wake_check(started=payload)
+
+
+def scale_in_percent(value: float) -> int:
+    """The step of the scale-in policy that the alarm value falls in. Bounds are relative to the
+    threshold; below it a step's lower bound is exclusive and its upper bound inclusive
+    (Application Auto Scaling's StepAdjustment)."""
+    relative = value - SCALE_IN_BELOW_RATIO
+    for lower, upper, percent in SCALE_IN_STEPS:
+        if (lower is None or relative > lower) and (upper is None or relative <= upper):
+            return percent
+    raise ValueError(f"{value} is not below the scale-in threshold {SCALE_IN_BELOW_RATIO}")
+
+
+def percent_adjustment(desired: int, percent: int) -> int:
+    """Application Auto Scaling's PercentChangeInCapacity: the change is truncated towards zero,
+    and a change between -1 and 0 becomes -1 (as does MinAdjustmentMagnitude 1)."""
+    change = math.trunc(desired * percent / 100)
+    return min(change, -1) if percent < 0 else max(change, 1)
 
 
 def simulate_service(policy: ServicePolicy, arrivals: list[float], lengths: list[float], *,

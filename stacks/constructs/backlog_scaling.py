@@ -14,6 +14,17 @@ Why not the usual recipes (see docs/scaling.md for the worked example):
   target tracking alone never starts the first task. A metric-math alarm (messages visible while
   the service wants zero tasks) drives a step policy that sets the capacity to exactly 1; from
   there target tracking takes over.
+- Target tracking only scales *out* (`DisableScaleIn`). Its own scale-in acts on the backlog of
+  visible messages alone, so it counted a task busy with every message as idle, and after an idle
+  spell its low alarm, still in ALARM and fed data points from before a wake-up, set a freshly
+  woken service back to 0. Scale-in is two step policies instead, on alarms whose data cannot
+  predate the capacity they remove:
+  - "scale-in": work per task (visible + in flight, per running task) below half the target for
+    15 minutes, counted only while the service wants more than max(min_tasks, 1) tasks; removes
+    25 % of the tasks (50 % far below target), at least one, never the last one.
+  - "scale-to-zero" (min 0 only): for 15 minutes no visible and no in-flight message while the
+    service wants exactly one task; removes that task. Minutes from before a wake-up wanted 0
+    tasks, so they never count.
 """
 
 from __future__ import annotations
@@ -41,6 +52,24 @@ WAKE_UP_EXPRESSION = "IF(FILL(visible, 0) > 0 AND FILL(desired, 0) < 1, 1, 0)"
 # just finished a burst may be needed again, and every start costs an image pull.
 SCALE_OUT_COOLDOWN_SECONDS = 60
 SCALE_IN_COOLDOWN_SECONDS = 300
+# Scale-in waits for as many low minutes as target tracking's own low alarm did.
+SCALE_IN_MINUTES = 15
+# Work per task as a fraction of the backlog-per-task target ("ratio"). Below half the target a
+# step removes 25 % of the tasks, at or below a quarter 50 %: either way the remaining tasks stay under
+# the target, so the scale-out policy is not provoked into adding them straight back.
+SCALE_IN_BELOW_RATIO = 0.5
+SCALE_IN_STEPS = ((-0.25, 0.0, -25), (None, -0.25, -50))  # (lower, upper) relative to the threshold, %
+# Work per task, divided by the target; a minute the gate refuses (or without queue data: FILL -1)
+# yields 1 = "at target", which never breaches. Missing running tasks count as one task.
+SCALE_IN_EXPRESSION = (
+    "IF(FILL(desired, 0) > {floor} AND FILL(visible, -1) >= 0 AND FILL(in_flight, -1) >= 0, "
+    "(FILL(visible, 0) + FILL(in_flight, 0)) / IF(FILL(running, 0) >= 1, FILL(running, 0), 1)"
+    " / {target}, 1)")
+# The last task goes only when nothing is waiting or in flight while the service wants one task.
+# A minute without queue data (FILL -1) is not "empty"; a minute at 0 desired tasks (before a
+# wake-up) does not count, so stale minutes can never cancel a task that was just started.
+SCALE_TO_ZERO_EXPRESSION = (
+    "IF(FILL(visible, -1) == 0 AND FILL(in_flight, -1) == 0 AND FILL(desired, 0) == 1, 1, 0)")
 
 
 class BacklogScaling(Construct):
@@ -73,7 +102,8 @@ class BacklogScaling(Construct):
                 appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                     target_value=tier.backlog_per_task_target,
                     scale_out_cooldown=SCALE_OUT_COOLDOWN_SECONDS,
-                    scale_in_cooldown=SCALE_IN_COOLDOWN_SECONDS,
+                    # Scale-in is the step policies below (see the module docstring).
+                    disable_scale_in=True,
                     customized_metric_specification=(
                         appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(metrics=[
                             _metric_query("m1", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
@@ -89,8 +119,13 @@ class BacklogScaling(Construct):
         )
 
         self.wake_up_alarm: cloudwatch.Alarm | None = None
+        self.scale_to_zero_alarm: cloudwatch.Alarm | None = None
         if tier.min_tasks == 0:
             self.wake_up_alarm = self._add_wake_up(naming, tier, service, cluster, queue)
+        inputs = _scale_in_inputs(service, cluster, queue)
+        self.scale_in_alarm = self._add_scale_in(naming, tier, inputs)
+        if tier.min_tasks == 0:
+            self.scale_to_zero_alarm = self._add_scale_to_zero(naming, tier, inputs)
 
     def _add_wake_up(self, naming: Naming, tier: TierConfig,
                      service: ecs.FargateService, cluster: ecs.ICluster,
@@ -125,6 +160,85 @@ class BacklogScaling(Construct):
         )
         alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
         return alarm
+
+    def _add_scale_in(self, naming: Naming, tier: TierConfig,
+                      inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
+        action = appscaling.StepScalingAction(
+            self, "ScaleInAction",
+            scaling_target=self.target,
+            adjustment_type=appscaling.AdjustmentType.PERCENT_CHANGE_IN_CAPACITY,
+            min_adjustment_magnitude=1,
+            # The highest work per task among the breaching minutes picks the (smaller) step.
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            cooldown=cdk.Duration.seconds(SCALE_IN_COOLDOWN_SECONDS),
+        )
+        for lower, upper, percent in SCALE_IN_STEPS:
+            action.add_adjustment(adjustment=percent, lower_bound=lower, upper_bound=upper)
+        floor = max(tier.min_tasks, 1)
+        return self._scaling_alarm(
+            "ScaleInAlarm", naming.resource_name(tier.name, "scale-in"),
+            f"{tier.name}: work per task (waiting + in flight) below "
+            f"{SCALE_IN_BELOW_RATIO:g} x target ({tier.backlog_per_task_target:g}) for "
+            f"{SCALE_IN_MINUTES} minutes while more than {floor} task(s) are wanted; removes 25-50 % "
+            "of the tasks",
+            cloudwatch.MathExpression(
+                expression=SCALE_IN_EXPRESSION.format(
+                    floor=floor, target=f"{tier.backlog_per_task_target:g}"),
+                label="Work per task / target", using_metrics=inputs,
+                period=cdk.Duration.minutes(1)),
+            threshold=SCALE_IN_BELOW_RATIO,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, action=action)
+
+    def _add_scale_to_zero(self, naming: Naming, tier: TierConfig,
+                           inputs: dict[str, cloudwatch.IMetric]) -> cloudwatch.Alarm:
+        # -1 rather than "exactly 0": should the count have risen meanwhile, one task goes.
+        action = appscaling.StepScalingAction(
+            self, "ScaleToZeroAction", scaling_target=self.target,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            cooldown=cdk.Duration.seconds(SCALE_IN_COOLDOWN_SECONDS))
+        action.add_adjustment(adjustment=-1, lower_bound=0)
+        return self._scaling_alarm(
+            "ScaleToZeroAlarm", naming.resource_name(tier.name, "scale-to-zero"),
+            f"{tier.name}: no message waiting or in flight for {SCALE_IN_MINUTES} minutes while "
+            "the service wants one task; stops it (the wake-ups start it again)",
+            cloudwatch.MathExpression(
+                expression=SCALE_TO_ZERO_EXPRESSION, label="Idle at one task",
+                using_metrics={k: m for k, m in inputs.items() if k != "running"},
+                period=cdk.Duration.minutes(1)),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            action=action)
+
+    def _scaling_alarm(self, construct_id: str, name: str, description: str,
+                       metric: cloudwatch.MathExpression, *, threshold: float,
+                       comparison: cloudwatch.ComparisonOperator,
+                       action: appscaling.StepScalingAction) -> cloudwatch.Alarm:
+        # Every one of the minutes must breach; a minute without data does not.
+        alarm = cloudwatch.Alarm(
+            self, construct_id, alarm_name=name, alarm_description=description, metric=metric,
+            threshold=threshold, comparison_operator=comparison,
+            evaluation_periods=SCALE_IN_MINUTES, datapoints_to_alarm=SCALE_IN_MINUTES,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
+        return alarm
+
+
+def _scale_in_inputs(service: ecs.FargateService, cluster: ecs.ICluster,
+                     queue: sqs.IQueue) -> dict[str, cloudwatch.IMetric]:
+    """Per-minute inputs of the scale-in alarms: the highest queue depths and desired count of the
+    minute (a minute that saw work or wanted more tasks counts as such), average running tasks."""
+    minute = cdk.Duration.minutes(1)
+    return {
+        "visible": queue.metric_approximate_number_of_messages_visible(
+            statistic="Maximum", period=minute),
+        "in_flight": queue.metric_approximate_number_of_messages_not_visible(
+            statistic="Maximum", period=minute),
+        "desired": container_insights_metric("DesiredTaskCount", service, cluster,
+                                             statistic="Maximum"),
+        "running": container_insights_metric("RunningTaskCount", service, cluster),
+    }
 
 
 def _metric_query(query_id: str, namespace: str, metric_name: str, dimensions: list

@@ -8,8 +8,12 @@ from aws_cdk.assertions import Template
 
 from jobfleet_tools.capacity.model import (
     METRIC_PERIOD_SECONDS,
+    SCALE_IN_BELOW_RATIO,
     SCALE_IN_COOLDOWN_SECONDS,
+    SCALE_IN_MINUTES,
+    SCALE_IN_STEPS,
     SCALE_OUT_COOLDOWN_SECONDS,
+    SCALE_TO_ZERO_ADJUSTMENT,
     WAKE_STEP_COOLDOWN_SECONDS,
     BatchPolicy,
     ServicePolicy,
@@ -21,6 +25,22 @@ ENVS = ["dev", "staging", "prod"]
 def _resource(stack: Stack, construct) -> dict:
     logical_id = stack.get_logical_id(construct.node.default_child)
     return Template.from_stack(stack).to_json()["Resources"][logical_id]["Properties"]
+
+
+def _alarm_and_step(stack: Stack, template: dict, alarm) -> tuple[dict, dict]:
+    """An alarm's properties and those of the one step policy it calls."""
+    props = template[stack.get_logical_id(alarm.node.default_child)]["Properties"]
+    (action,) = props["AlarmActions"]
+    return props, template[action["Ref"]]["Properties"]["StepScalingPolicyConfiguration"]
+
+
+def _metric_periods(alarm: dict) -> set[int]:
+    return {q["MetricStat"]["Period"] for q in alarm["Metrics"] if "MetricStat" in q}
+
+
+def _expression(alarm: dict) -> str:
+    (expression,) = [q["Expression"] for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    return expression
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -37,23 +57,43 @@ def test_service_policy_matches_the_synthesized_scaling(stages, env):
         spec = tracking["TargetTrackingScalingPolicyConfiguration"]
         assert spec["TargetValue"] == policy.target
         assert spec["ScaleOutCooldown"] == SCALE_OUT_COOLDOWN_SECONDS
-        assert spec["ScaleInCooldown"] == SCALE_IN_COOLDOWN_SECONDS
+        # The simulator's target tracking only scales out.
+        assert spec["DisableScaleIn"] is True
+
+        alarm, step = _alarm_and_step(compute, template, scaling.scale_in_alarm)
+        assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == SCALE_IN_MINUTES
+        assert alarm["ComparisonOperator"] == "LessThanThreshold"
+        assert alarm["Threshold"] == SCALE_IN_BELOW_RATIO
+        assert _metric_periods(alarm) == {METRIC_PERIOD_SECONDS}
+        expression = _expression(alarm)
+        assert f"FILL(desired, 0) > {policy.scale_in_floor} AND" in expression
+        assert f"/ {policy.target:g}, 1)" in expression
+        assert step["AdjustmentType"] == "PercentChangeInCapacity"
+        assert step["MinAdjustmentMagnitude"] == 1
+        assert step["Cooldown"] == SCALE_IN_COOLDOWN_SECONDS
+        assert [(a.get("MetricIntervalLowerBound"), a.get("MetricIntervalUpperBound"),
+                 a["ScalingAdjustment"]) for a in step["StepAdjustments"]] == list(SCALE_IN_STEPS)
+
+        assert policy.scale_to_zero == (scaling.scale_to_zero_alarm is not None)
+        if scaling.scale_to_zero_alarm is not None:
+            alarm, step = _alarm_and_step(compute, template, scaling.scale_to_zero_alarm)
+            assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == SCALE_IN_MINUTES
+            assert _metric_periods(alarm) == {METRIC_PERIOD_SECONDS}
+            assert "FILL(desired, 0) == 1" in _expression(alarm)
+            assert step["AdjustmentType"] == "ChangeInCapacity"
+            assert step["Cooldown"] == SCALE_IN_COOLDOWN_SECONDS
+            assert [a["ScalingAdjustment"] for a in step["StepAdjustments"]] == \
+                [SCALE_TO_ZERO_ADJUSTMENT]
+
         assert policy.wake_alarm == (scaling.wake_up_alarm is not None)
         if scaling.wake_up_alarm is None:
             continue
-        alarm = template[compute.get_logical_id(scaling.wake_up_alarm.node.default_child)]["Properties"]
+        alarm, step = _alarm_and_step(compute, template, scaling.wake_up_alarm)
         assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 1
-        periods = {q["MetricStat"]["Period"] for q in alarm["Metrics"] if "MetricStat" in q}
-        assert periods == {METRIC_PERIOD_SECONDS}
-        steps = [r["Properties"]["StepScalingPolicyConfiguration"] for r in template.values()
-                 if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
-                 and r["Properties"].get("PolicyType") == "StepScaling"
-                 and r["Properties"]["ScalingTargetId"] == {"Ref": compute.get_logical_id(
-                     scaling.target.node.default_child)}]
-        assert len(steps) == 1
-        assert steps[0]["AdjustmentType"] == "ExactCapacity"
-        assert steps[0]["Cooldown"] == WAKE_STEP_COOLDOWN_SECONDS
-        assert [a["ScalingAdjustment"] for a in steps[0]["StepAdjustments"]] == [1]
+        assert _metric_periods(alarm) == {METRIC_PERIOD_SECONDS}
+        assert step["AdjustmentType"] == "ExactCapacity"
+        assert step["Cooldown"] == WAKE_STEP_COOLDOWN_SECONDS
+        assert [a["ScalingAdjustment"] for a in step["StepAdjustments"]] == [1]
 
 
 @pytest.mark.parametrize("env", ENVS)

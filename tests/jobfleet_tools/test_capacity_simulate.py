@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import random
 import subprocess
 import sys
@@ -12,8 +14,10 @@ import pytest
 
 from jobfleet_config.config import load_environment
 from jobfleet_tools.capacity import cli, simulate_cli
-from jobfleet_tools.capacity.model import BatchPolicy, ServicePolicy
+from jobfleet_tools.capacity.model import API_WAKE_SECONDS, SCALE_IN_MINUTES, BatchPolicy, ServicePolicy
 from jobfleet_tools.capacity.simulate import (
+    percent_adjustment,
+    scale_in_percent,
     seconds_above,
     simulate,
     simulate_batch,
@@ -99,18 +103,59 @@ def test_api_wake_starts_a_sleeping_tier_within_the_task_start(prod):
     assert by_alarm.waits[0] >= 180 - 90 + 60 * 0.75
 
 
-def test_api_wake_survives_the_stale_scale_in_after_an_idle_hour(prod):
-    """After an idle hour target tracking's low alarm is in ALARM: about a minute after the wake
-    it acts on the data point from before the job and sets the count back to 0. The API's
-    re-check raises it again, so the job still starts well before the alarm path would."""
+def test_a_woken_tier_is_not_scaled_back_to_zero_after_an_idle_hour(prod):
+    """After an idle hour, one API wake-up (no re-check) starts the job one task start later:
+    no scale-in acts on the minutes from before the job (target tracking used to, cancelling the
+    starting task), and the alarm path is slower."""
     policy = _standard(prod, task_start_seconds=60)
     at = 3600 + 30.0
-    by_api = simulate_service(policy, [at], [30.0], horizon=at + 60, rng=random.Random(1))
+    one_shot = dataclasses.replace(policy, api_wake_interval_seconds=10 * 3600)
+    by_api = simulate_service(one_shot, [at], [30.0], horizon=at + 60, rng=random.Random(1))
     by_alarm = simulate_service(dataclasses.replace(policy, api_wake=False), [at], [30.0],
                                 horizon=at + 60, rng=random.Random(1))
+    assert by_api.waits[0] <= API_WAKE_SECONDS + 60 * 1.25
     assert by_api.waits[0] < by_alarm.waits[0]
-    # scale-in at the end of the next minute (<= 60 s), re-check (<= interval), task start.
-    assert by_api.waits[0] <= 60 + policy.api_wake_interval_seconds + 60 * 1.25 + 1
+
+
+def test_a_task_busy_with_a_long_job_stays_wanted(prod):
+    """In-flight messages count as work: the desired count does not drop under a running job
+    (before, a visible-only backlog of 0 scaled it to 0 and only scale-in protection kept it)."""
+    policy = _standard(prod, api_wake=False)
+    result = simulate_service(policy, [60.0], [3 * 3600.0], horizon=60, rng=random.Random(1))
+    running = [m for m, r in enumerate(result.series.running) if r >= 1]
+    assert len(running) > 170
+    assert all(result.series.desired[m] >= 1 for m in range(running[0], running[-1]))
+
+
+def test_scale_in_steps_down_gradually_and_to_zero_only_after_idle_minutes(prod):
+    policy = _standard(prod)
+    arrivals = [600 + i * 0.5 for i in range(1200)]  # 120 a minute for 10 minutes
+    result = simulate_service(policy, arrivals, [30.0] * len(arrivals), horizon=4 * 3600,
+                              rng=random.Random(1))
+    desired = result.series.desired
+    peak = desired.index(policy.max_tasks)
+    after = desired[peak:]
+    for before, now in itertools.pairwise(after):
+        # At most half the tasks per step; the last one goes through the scale-to-zero alarm.
+        assert now >= math.ceil(before / 2) or before == 1, after
+    last_one = max(m for m, d in enumerate(desired) if d == 1 and (m == 0 or desired[m - 1] > 1))
+    first_zero = desired.index(0, last_one)
+    # Desired is the minute's maximum: the step to 0 shows one minute later.
+    assert first_zero - last_one >= SCALE_IN_MINUTES
+    visible = result.series.visible
+    assert all(visible[m] == 0 for m in range(first_zero - SCALE_IN_MINUTES, first_zero))
+
+
+@pytest.mark.parametrize(("value", "percent"), [(0.49, -25), (0.26, -25), (0.25, -50), (0.0, -50)])
+def test_scale_in_step_bounds_below_the_threshold(value, percent):
+    """Below the threshold (0.5) a step's upper bound is inclusive, its lower bound exclusive."""
+    assert scale_in_percent(value) == percent
+
+
+@pytest.mark.parametrize(("desired", "percent", "change"), [
+    (20, -50, -10), (3, -50, -1), (9, -25, -2), (2, -25, -1), (1, -50, -1), (4, 50, 2), (1, 25, 1)])
+def test_percent_change_is_truncated_with_at_least_one_task(desired, percent, change):
+    assert percent_adjustment(desired, percent) == change
 
 
 def test_idle_queue_delays_the_alarm_path_only(prod):

@@ -9,10 +9,14 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Capture, Match, Matcher, Template
 from aws_cdk.region_info import RegionInfo
 
-from stacks.constructs.backlog_scaling import BACKLOG_PER_TASK_EXPRESSION
+from stacks.constructs.backlog_scaling import (
+    BACKLOG_PER_TASK_EXPRESSION,
+    SCALE_IN_MINUTES,
+    WAKE_UP_EXPRESSION,
+)
 
 ENVS = ["dev", "staging", "prod"]
 SQS_READ_OR_DELETE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
@@ -251,7 +255,11 @@ def test_backlog_per_task_target_tracking_per_tier(templates, stateful, stages, 
                        if p["PolicyType"] == "TargetTrackingScaling"]
         config = tracking["TargetTrackingScalingPolicyConfiguration"]
         assert config["TargetValue"] == tier.backlog_per_task_target
-        assert config["ScaleOutCooldown"] < config["ScaleInCooldown"]
+        # Target tracking only scales out: its scale-in acted on data from before a wake-up and
+        # on visible messages only; the step policies below scale in.
+        assert config["DisableScaleIn"] is True
+        assert "ScaleInCooldown" not in config
+        assert config["ScaleOutCooldown"] == 60
         assert "PredefinedMetricSpecification" not in config
         metrics = {m["Id"]: m for m in config["CustomizedMetricSpecification"]["Metrics"]}
         assert set(metrics) == {"m1", "m2", "e1"}
@@ -280,9 +288,9 @@ def test_no_cpu_or_other_policy_fights_the_worker_queue_policy(templates, stages
     for tier in stages[env].config.service_tiers:
         policies = _policies_of(template, _scalable_target_of(template, services[tier.name][0]))
         kinds = sorted(p["PolicyType"] for p in policies)
-        expected = ["StepScaling", "TargetTrackingScaling"] if tier.min_tasks == 0 \
-            else ["TargetTrackingScaling"]
-        assert kinds == expected, tier.name
+        # min 0: wake-up, scale-in, scale-to-zero steps; otherwise the scale-in step only.
+        steps = 3 if tier.min_tasks == 0 else 1
+        assert kinds == ["StepScaling"] * steps + ["TargetTrackingScaling"], tier.name
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -298,7 +306,7 @@ def test_wake_up_from_zero_exactly_on_min_zero_tiers(templates, stateful, stages
         step_ids = [a["Ref"] for a in props.get("AlarmActions", [])
                     if policies.get(a.get("Ref", ""), {}).get("Properties", {}).get("PolicyType")
                     == "StepScaling"]
-        if not step_ids:
+        if not step_ids or not props["AlarmName"].endswith("-wake-up"):
             continue
         (step_id,) = step_ids
         step = policies[step_id]["Properties"]["StepScalingPolicyConfiguration"]
@@ -306,7 +314,7 @@ def test_wake_up_from_zero_exactly_on_min_zero_tiers(templates, stateful, stages
         assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
         metrics = {m["Id"]: m for m in props["Metrics"]}
         (expression,) = [m for m in metrics.values() if m.get("ReturnData", True) and "Expression" in m]
-        assert expression["Expression"] == \
+        assert expression["Expression"] == WAKE_UP_EXPRESSION == \
             "IF(FILL(visible, 0) > 0 AND FILL(desired, 0) < 1, 1, 0)"
         assert metrics["visible"]["MetricStat"]["Metric"]["MetricName"] == \
             "ApproximateNumberOfMessagesVisible"
@@ -325,6 +333,114 @@ def test_wake_up_from_zero_exactly_on_min_zero_tiers(templates, stateful, stages
             "Ref": _scalable_target_of(template, service_id)}
         woken.add(tier.name)
     assert woken == {t.name for t in stages[env].config.service_tiers if t.min_tasks == 0}
+
+
+def _queue_metric(metric_id: str, metric_name: str, queue: Capture) -> Matcher:
+    return Match.object_like({"Id": metric_id, "ReturnData": False, "MetricStat": {
+        "Metric": {"Namespace": "AWS/SQS", "MetricName": metric_name,
+                   "Dimensions": [{"Name": "QueueName", "Value": queue}]},
+        "Period": 60, "Stat": "Maximum"}})
+
+
+def _scaling_alarm(template: Template, name: str, queue_id: str, service_id: str,
+                   expression: Capture, action: Capture) -> None:
+    """The alarm `name` watches the tier queue's visible and in-flight messages (per-minute
+    maximum) and the tier service's desired count, and calls one step policy."""
+    visible_queue, in_flight_queue = Capture(), Capture()
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": name,
+        "EvaluationPeriods": SCALE_IN_MINUTES, "DatapointsToAlarm": SCALE_IN_MINUTES,
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": action}],
+        "Metrics": Match.array_with([
+            Match.object_like({"Expression": expression, "ReturnData": True}),
+            _queue_metric("visible", "ApproximateNumberOfMessagesVisible", visible_queue),
+            _queue_metric("in_flight", "ApproximateNumberOfMessagesNotVisible", in_flight_queue),
+            Match.object_like({"Id": "desired", "MetricStat": Match.object_like({
+                "Metric": {"Namespace": "ECS/ContainerInsights", "MetricName": "DesiredTaskCount",
+                           "Dimensions": [
+                               {"Name": "ClusterName", "Value": {"Ref": Match.any_value()}},
+                               {"Name": "ServiceName",
+                                "Value": {"Fn::GetAtt": [service_id, "Name"]}}]},
+                "Stat": "Maximum"})}),
+        ]),
+    })
+    # The tier's own queue, not its DLQ.
+    assert _refers_to(visible_queue.as_object(), queue_id)
+    assert _refers_to(in_flight_queue.as_object(), queue_id)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_scale_in_steps_down_on_work_per_task_including_in_flight(templates, stateful, stages,
+                                                                   env):
+    template = templates[env]
+    config = stages[env].config
+    queue_ids = _queue_ids(stateful[env], env)
+    services = _services(template)
+    for tier in config.service_tiers:
+        service_id = services[tier.name][0]
+        expression, action = Capture(), Capture()
+        _scaling_alarm(template, config.resource_name(tier.name, "scale-in"),
+                       queue_ids[tier.name], service_id, expression, action)
+        template.has_resource_properties("AWS::CloudWatch::Alarm", {
+            "AlarmName": config.resource_name(tier.name, "scale-in"),
+            "ComparisonOperator": "LessThanThreshold", "Threshold": 0.5,
+            "Metrics": Match.array_with([Match.object_like({
+                "Id": "running", "MetricStat": Match.object_like({"Metric": Match.object_like({
+                    "MetricName": "RunningTaskCount"})})})])})
+        # Waiting plus in-flight work per running task, over the target; counted only while the
+        # service wants more than max(min_tasks, 1) tasks (a min 0 tier's last task goes only
+        # through the scale-to-zero alarm).
+        text = expression.as_string()
+        assert "(FILL(visible, 0) + FILL(in_flight, 0)) / IF(FILL(running, 0) >= 1" in text
+        assert f"FILL(desired, 0) > {max(tier.min_tasks, 1)} AND" in text
+        assert f" / {tier.backlog_per_task_target:g}, 1)" in text
+        # Missing queue data never looks like an idle queue.
+        assert "FILL(visible, -1) >= 0 AND FILL(in_flight, -1) >= 0" in text
+        policy = _resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")[action.as_string()]
+        assert policy["Properties"]["ScalingTargetId"] == {
+            "Ref": _scalable_target_of(template, service_id)}
+        # Gradual: a quarter of the tasks below half the target, half below a quarter; never all.
+        assert policy["Properties"]["StepScalingPolicyConfiguration"] == {
+            "AdjustmentType": "PercentChangeInCapacity", "MinAdjustmentMagnitude": 1,
+            "MetricAggregationType": "Maximum", "Cooldown": 300,
+            "StepAdjustments": [
+                {"MetricIntervalLowerBound": -0.25, "MetricIntervalUpperBound": 0,
+                 "ScalingAdjustment": -25},
+                {"MetricIntervalUpperBound": -0.25, "ScalingAdjustment": -50}]}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_scale_to_zero_only_with_nothing_waiting_or_in_flight_on_min_zero_tiers(
+        templates, stateful, stages, env):
+    template = templates[env]
+    config = stages[env].config
+    queue_ids = _queue_ids(stateful[env], env)
+    services = _services(template)
+    names = {a["Properties"]["AlarmName"]
+             for a in _resources(template, "AWS::CloudWatch::Alarm").values()}
+    for tier in config.service_tiers:
+        name = config.resource_name(tier.name, "scale-to-zero")
+        assert (name in names) == (tier.min_tasks == 0), tier.name
+        if tier.min_tasks != 0:
+            continue
+        service_id = services[tier.name][0]
+        expression, action = Capture(), Capture()
+        _scaling_alarm(template, name, queue_ids[tier.name], service_id, expression, action)
+        template.has_resource_properties("AWS::CloudWatch::Alarm", {
+            "AlarmName": name, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Threshold": 1})
+        # Every minute: nothing visible, nothing in flight (no data is not "nothing"), and the
+        # service wanted exactly one task, so minutes from before a wake-up (0 wanted) never count.
+        assert expression.as_string() == ("IF(FILL(visible, -1) == 0 AND FILL(in_flight, -1) == 0 "
+                                          "AND FILL(desired, 0) == 1, 1, 0)")
+        policy = _resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")[action.as_string()]
+        assert policy["Properties"]["ScalingTargetId"] == {
+            "Ref": _scalable_target_of(template, service_id)}
+        assert policy["Properties"]["StepScalingPolicyConfiguration"] == {
+            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Maximum",
+            "Cooldown": 300,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": -1}]}
 
 
 def test_every_environment_has_a_min_zero_and_an_always_on_tier(stages):

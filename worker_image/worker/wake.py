@@ -11,10 +11,10 @@ sent straight to the queue.
 - Rate-limited: at most one check per tier every `WAKE_INTERVAL_SECONDS` per API task.
 - Idempotent: the count is raised only from 0 to 1, never lowered or overwritten.
 - Guarded: after raising it, the waker re-checks every interval until a task runs (at most
-  `GUARD_SECONDS`) and raises it again if it fell back to 0. Target tracking's low alarm, still in
-  ALARM from the idle hours and acting on the data point from before the job (metrics lag a
-  minute), sets an idle tier's count back to 0 about a minute after the wake; the capacity
-  simulator (docs/scaling.md) shows the first job then waiting ~4.5 minutes instead of ~1.5.
+  `GUARD_SECONDS`) and raises it again if it fell back to 0. Target tracking's scale-in used to
+  do that, acting on data points from before the job; scaling in is now step policies whose
+  alarms count no minute from before a wake-up (docs/scaling.md), so the guard is a safety net
+  for anything else that lowers the count (an operator's UpdateService).
 
 Configuration (set by the CDK compute stack): `WAKE_SERVICES` = JSON
 `{tier: {"cluster": name, "service": name}}` (only tiers that can scale to zero),

@@ -60,6 +60,8 @@ VISIBILITY_MARGIN_SECONDS = 60
 # each byte of the (JSON-serialized) payload can cost two (an escaped quote or backslash) and
 # 14 KiB leaves room for that, the envelope's other fields and the job queue/definition ARNs.
 BATCH_MAX_PAYLOAD_BYTES = 14_336
+# AWS Batch runs a job at most this many times (RetryStrategy.attempts).
+BATCH_MAX_ATTEMPTS = 10
 # Control Tower proactive controls that follow from a config value; an environment that sets such a
 # value below the control has to waive the control in [guard] waivers, with its reason.
 LOG_RETENTION_CONTROL = "CT.CLOUDWATCH.PR.2"  # log groups kept at least a year
@@ -234,7 +236,8 @@ class TierConfig:
     max_job_seconds: int = _spec("int", minimum=1, maximum=SQS_MAX_VISIBILITY_SECONDS,
                                  doc="Hard limit of one job; sets the visibility timeout.")
     max_receive_count: int = _spec("int", default=5, minimum=1, maximum=1000,
-                                   doc="Attempts before a message goes to the DLQ.")
+                                   doc="Attempts before a message goes to the DLQ; on a batch tier also "
+                                       "a job's attempts against transient failures (at most 10).")
     queue_retention_days: int = _spec("int", default=4, minimum=1, maximum=14,
                                       doc="Message retention of the tier queue.")
     dlq_retention_days: int = _spec("int", default=14, minimum=2, maximum=14,
@@ -319,7 +322,8 @@ class BatchConfig:
     on_demand_max_vcpus: int = _spec("int", default=64, minimum=1, maximum=100000,
                                      doc="On-demand vCPUs at most.")
     spot_retry_attempts: int = _spec("int", default=5, minimum=1, maximum=10,
-                                     doc="Attempts of a job whose Spot host was reclaimed.")
+                                     doc="Attempts of a job whose Spot host was reclaimed (Batch counts "
+                                         "them with transient retries: max of this and max_receive_count).")
     runnable_timeout_seconds: int = _spec("int", default=3600, minimum=600, maximum=86400,
                                           doc="A job stuck RUNNABLE this long is cancelled.")
     max_payload_bytes: int = _spec("int", default=BATCH_MAX_PAYLOAD_BYTES, minimum=1024,
@@ -491,6 +495,12 @@ class EnvironmentConfig:
             if tier.name == name:
                 return tier
         raise KeyError(name)
+
+    def batch_attempts(self, tier: TierConfig) -> int:
+        """The job definition's retry attempts: one count Batch keeps for every cause. Transient
+        failures stop at the tier's max_receive_count (run-one asks for no retry on that attempt);
+        Spot reclaims are retried while attempts remain, at least batch.spot_retry_attempts."""
+        return max(tier.max_receive_count, self.batch.spot_retry_attempts)
 
     def tier_payload_limits(self) -> dict[str, int]:
         """Per-tier payload limits tighter than api.max_payload_bytes (batch tiers: SubmitJob size)."""
@@ -971,6 +981,9 @@ def _check_tier(tier: TierConfig, where: Where) -> None:
                  "0 for a batch tier (AWS Batch scales by max_vcpus)")
         if tier.cpu % 1024:
             fail("cpu", "a multiple of 1024 (whole vCPUs) for a batch tier")
+        if tier.max_receive_count > BATCH_MAX_ATTEMPTS:
+            fail("max_receive_count", f"1..{BATCH_MAX_ATTEMPTS} for a batch tier: AWS Batch runs a job at "
+                 "most 10 times (its attempts = the larger of this and batch.spot_retry_attempts)")
 
 
 def _warnings(config: EnvironmentConfig, where: Where) -> tuple[str, ...]:

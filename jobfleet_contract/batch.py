@@ -12,6 +12,7 @@ run-one's status writes name their generation like the worker's (jobfleet_contra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 ENVELOPE_PARAMETER = "envelope"
 GENERATION_PARAMETER = "generation"
@@ -36,7 +37,27 @@ def substitute(command: Sequence[str], parameters: Mapping[str, str],
     values = {**defaults, **parameters}
     return [values.get(part[len(_REF):], part) if part.startswith(_REF) else part for part in command]
 
-# The status reasons of a reclaimed Spot host (EC2) or task (Fargate): the only failures the job
-# definition's retry strategy retries (the stacks and local mode's executor use the same patterns).
+# The status reasons of a reclaimed Spot host (EC2) or task (Fargate).
 EC2_SPOT_RECLAIMED = "Host EC2*"
 FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
+# run-one's exit codes that the retry strategy reads: 2 a permanent failure (never retried), 3 a
+# transient failure before the last allowed attempt (retried). 1, a failure on the last allowed
+# attempt (or run-one crashing), ends the job like any other code.
+EXIT_PERMANENT, EXIT_RETRY = 2, 3
+
+
+class RetryStrategy(TypedDict):
+    attempts: int
+    evaluateOnExit: list[dict[str, str]]
+
+
+def retry_strategy(attempts: int, reclaimed: str) -> RetryStrategy:
+    """The job definition's retry strategy in Batch API spelling (the stacks and local mode's executor
+    both use it). Batch applies the first condition that matches and retries when none does, hence
+    the catch-all EXIT last; ``attempts`` counts every attempt, whatever ended the one before."""
+    return {"attempts": attempts, "evaluateOnExit": [
+        {"onStatusReason": reclaimed, "action": "RETRY"},
+        {"onExitCode": str(EXIT_PERMANENT), "action": "EXIT"},
+        {"onExitCode": str(EXIT_RETRY), "action": "RETRY"},
+        {"onReason": "*", "action": "EXIT"},
+    ]}

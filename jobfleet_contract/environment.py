@@ -53,6 +53,11 @@ WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
 JOB_ENVELOPE = "JOB_ENVELOPE"
 AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
 AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
+# Attempts a batch job gets against transient failures (the tier's max_receive_count): run-one asks
+# Batch for a retry (exit code 3) before that attempt and writes `failed` on it.
+JOB_MAX_ATTEMPTS = "JOB_MAX_ATTEMPTS"
+# Batch runs a job at most 10 times (RetryStrategy.attempts 1..10).
+BATCH_MAX_ATTEMPTS = 10
 # Batch feed function (lambda/batch_submit): where and under which name it submits each message.
 JOB_QUEUE = "JOB_QUEUE"
 JOB_DEFINITION = "JOB_DEFINITION"
@@ -230,6 +235,11 @@ class BatchFeedSettings:
         return cls(values[JOB_QUEUE], values[JOB_DEFINITION], values[JOB_NAME])
 
 
+def parse_job_max_attempts(env: Mapping[str, str]) -> int:
+    """JOB_MAX_ATTEMPTS (1..10); unset: 1, every failure is final (a job definition without it)."""
+    return env_number(env, JOB_MAX_ATTEMPTS, 1, minimum=1, maximum=BATCH_MAX_ATTEMPTS, integer=True)
+
+
 def parse_max_redrives(env: Mapping[str, str]) -> int | None:
     """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
     return env_number(env, MAX_REDRIVES, None, minimum=1, maximum=10**6, integer=True)
@@ -307,11 +317,13 @@ def api_environment(*, tier_queue_urls: Mapping[str, str], job_types: Mapping[st
 
 
 def batch_job_environment(*, tier: str, handlers: str, status_table: str, status_ttl_days: int,
-                          max_job_seconds: int, region: str) -> dict[str, str]:
-    """A Batch job container (`python -m worker run-one`). The region is named because containers
-    cannot reach instance metadata (IMDSv2, hop limit 1)."""
+                          max_job_seconds: int, max_attempts: int, region: str) -> dict[str, str]:
+    """A Batch job container (`python -m worker run-one`); ``max_attempts``: attempts against
+    transient failures. The region is named because containers cannot reach instance metadata
+    (IMDSv2, hop limit 1)."""
     return {
         TIER: tier,
+        JOB_MAX_ATTEMPTS: str(max_attempts),
         WORKER_HANDLERS: handlers,
         STATUS_TABLE: status_table,
         STATUS_TTL_DAYS: str(status_ttl_days),

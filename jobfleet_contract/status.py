@@ -68,7 +68,7 @@ class Transition(Enum):
     SUCCEED = "succeed"
     DEAD_LETTER = "dead-letter"
     REDRIVE = "redrive"  # a dead-lettered/failed job's copy went back to its queue
-    RELEASE = "release"  # a draining worker handed a running job's message back to its queue
+    RELEASE = "release"  # a running attempt was handed back to run again (worker drain; run-one retry)
 
 
 _ACTIVE = frozenset({NEW, QUEUED, RUNNING, FAILED})
@@ -244,11 +244,15 @@ class JobStatusStore:
             {TYPE: job_type, TIER: self._tier, ATTEMPTS: attempt, LAST_ERROR: error[:ERROR_LIMIT],
              FINISHED_AT: self._now()}), run, attempt)
 
-    def mark_released(self, job_id: str, job_type: str, attempt: int, run: Run | None = None) -> bool:
-        """A draining worker handed the running attempt's message back: queued until it is received
-        again. Refused once a later attempt (or another run) wrote: its state is newer."""
-        return self._apply(job_id, Transition.RELEASE, _Write(
-            {TYPE: job_type, TIER: self._tier, ATTEMPTS: attempt}), run, attempt)
+    def mark_released(self, job_id: str, job_type: str, attempt: int, run: Run | None = None,
+                      error: str | None = None) -> bool:
+        """The running attempt was handed back and the job waits to run again: queued. A draining
+        worker hands its message back; run-one, a transient failure Batch retries, with ``error``
+        (lastError). Refused once a later attempt (or another run) wrote: its state is newer."""
+        fields: dict[str, Any] = {TYPE: job_type, TIER: self._tier, ATTEMPTS: attempt}
+        if error is not None:
+            fields[LAST_ERROR] = error[:ERROR_LIMIT]
+        return self._apply(job_id, Transition.RELEASE, _Write(fields), run, attempt)
 
     def mark_redriven(self, job_id: str, generation: int) -> bool:
         """The redrive sent the job's copy back as redrive ``generation`` (the copy's

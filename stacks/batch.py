@@ -72,6 +72,7 @@ class BatchStack(cdk.Stack):
             job = BatchJobDefinition(scope_, "Job", tier=tier, name=name, settings=config.batch,
                                      logs=logs, job_settings=config.tier_job_settings(tier),
                                      status_ttl_days=config.status.ttl_days, completion=completion,
+                                     attempts=config.batch_attempts(tier),
                                      status_table=status_table, key=key, image=image)
             queues = tier_queues[tier.name]
             feed = BatchFeed(

@@ -57,13 +57,11 @@ EXITED_REASON = "Essential container in task exited"
 FAILURE_SOURCE, FAILURE_ERROR_TYPE = "aws.batch", "BatchJobFailed"
 
 
-def retry_strategy(config: EnvironmentConfig) -> dict[str, Any]:
-    """The job definition's retry strategy, as the batch stack configures it (Batch API spelling)."""
+def retry_strategy(config: EnvironmentConfig, tier: TierConfig) -> dict[str, Any]:
+    """The tier's job definition's retry strategy, as the batch stack configures it (Batch API spelling)."""
     reclaimed = (batch_job.FARGATE_SPOT_RECLAIMED if config.batch.compute == "fargate-spot"
                  else batch_job.EC2_SPOT_RECLAIMED)
-    return {"attempts": config.batch.spot_retry_attempts,
-            "evaluateOnExit": [{"onStatusReason": reclaimed, "action": "RETRY"},
-                               {"onReason": "*", "action": "EXIT"}]}
+    return batch_job.retry_strategy(config.batch_attempts(tier), reclaimed)
 
 
 def retry_action(evaluate_on_exit: list[Mapping[str, str]], *, status_reason: str, reason: str,
@@ -148,7 +146,7 @@ class LocalBatchTier:
                 "resourceRequirements": [{"type": "VCPU", "value": str(self.tier.cpu / 1024)},
                                          {"type": "MEMORY", "value": str(self.tier.memory_mib)}],
                 "environment": [{"name": k, "value": v} for k, v in self.definition_env.items()]},
-            retryStrategy=retry_strategy(self.config),
+            retryStrategy=retry_strategy(self.config, self.tier),
             timeout={"attemptDurationSeconds": self.tier.max_job_seconds},
         )["jobDefinitionArn"]
 

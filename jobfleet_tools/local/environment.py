@@ -83,7 +83,7 @@ def batch_definition_env(aws: LocalAws, config: EnvironmentConfig, tier: TierCon
             **names.batch_job_environment(
                 tier=tier.name, handlers=tier_handlers(tier, extra_handlers), status_table=aws.table_name,
                 status_ttl_days=config.status.ttl_days, max_job_seconds=tier.max_job_seconds,
-                region=aws.region)}
+                max_attempts=tier.max_receive_count, region=aws.region)}
 
 
 def batch_feed_env(aws: LocalAws, *, job_queue: str, job_definition: str, job_name: str) -> dict[str, str]:

@@ -7,9 +7,10 @@ the envelope a parameter, not an environment override, puts it at a fixed path o
 change events (`detail.parameters.envelope`), which is how the failure route hands the original
 envelope to the DLQ.
 
-Retries: Spot reclaims (status reason `Host EC2*`; on Fargate Spot `Your Spot Task was
-interrupted*`) are retried up to `batch.spot_retry_attempts`; every other failure exits at once
-(exit code 1: the job failed, 2: permanently; run-one does not retry, the dead letter can be redriven).
+Retries (jobfleet_contract.batch.retry_strategy): a reclaimed Spot host or task (status reason
+`Host EC2*`; on Fargate Spot `Your Spot Task was interrupted*`) and run-one's exit code 3 (a transient
+failure before the tier's last allowed attempt) are retried, up to `attempts` in all; exit code 2
+(permanent) and anything else end the job, which the failure route dead-letters.
 Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
 """
 
@@ -44,10 +45,12 @@ from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge
 
 COMMAND = list(batch_job.COMMAND)
+_ACTIONS = {"RETRY": batch.Action.RETRY, "EXIT": batch.Action.EXIT}
 
 
 class BatchJobDefinition(Construct):
-    """Job definition `name` of `tier`; `settings` ([batch]) choose Fargate or EC2 and the Spot retries.
+    """Job definition `name` of `tier`; `settings` ([batch]) choose Fargate or EC2; `attempts` is the
+    retry strategy's (EnvironmentConfig.batch_attempts).
 
     `job_settings` are the non-default settings of the tier's job types (the keyword arguments of
     jobfleet_contract.environment.job_type_environment).
@@ -56,8 +59,8 @@ class BatchJobDefinition(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, tier: TierConfig, name: str,
                  settings: BatchConfig, logs: LogSettings,
                  job_settings: Mapping[str, Mapping[str, Any]], status_ttl_days: int,
-                 completion: JobCompletion, status_table: dynamodb.ITableV2, key: kms.IKey | None,
-                 image: ecs.ContainerImage) -> None:
+                 completion: JobCompletion, attempts: int, status_table: dynamodb.ITableV2,
+                 key: kms.IKey | None, image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         fargate = settings.compute == "fargate-spot"
         self.log_group = project_log_group(self, "Logs", settings=logs)
@@ -80,7 +83,8 @@ class BatchJobDefinition(Construct):
                 **batch_job_environment(
                     tier=tier.name, handlers=",".join(tier.handler_modules),
                     status_table=status_table.table_name, status_ttl_days=status_ttl_days,
-                    max_job_seconds=tier.max_job_seconds, region=cdk.Aws.REGION,
+                    max_job_seconds=tier.max_job_seconds, max_attempts=tier.max_receive_count,
+                    region=cdk.Aws.REGION,
                 ),
                 **names.job_type_environment(**job_settings),
                 **completion.environment(),
@@ -104,6 +108,7 @@ class BatchJobDefinition(Construct):
         else:
             self.container = batch.EcsEc2ContainerDefinition(self, "Container", **container_props)
             reclaimed = EC2_SPOT_RECLAIMED
+        strategy = batch_job.retry_strategy(attempts, reclaimed)
         # The container's execution role (created by CDK) reads the secrets; their key, when named.
         grant_secrets_key(self, tier, self.container.execution_role)
         self.job_definition = batch.EcsJobDefinition(
@@ -112,11 +117,12 @@ class BatchJobDefinition(Construct):
             container=self.container,
             timeout=cdk.Duration.seconds(tier.max_job_seconds),
             parameters=dict(batch_job.DEFAULT_PARAMETERS),
-            retry_attempts=settings.spot_retry_attempts,
+            retry_attempts=strategy["attempts"],
             retry_strategies=[
-                batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=reclaimed)),
-                batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom(on_reason="*")),
-            ],
+                batch.RetryStrategy.of(_ACTIONS[c["action"]], batch.Reason.custom(
+                    on_exit_code=c.get("onExitCode"), on_reason=c.get("onReason"),
+                    on_status_reason=c.get("onStatusReason")))
+                for c in strategy["evaluateOnExit"]],
             propagate_tags=True,
         )
         acknowledge(self.container, "IAM5[Resource::*]",

@@ -146,6 +146,27 @@ def test_fails_on_out_of_range_stop_timeout(tmp_path):
     _assert_names(error, "dev.toml", "tiers[critical].stop_timeout_seconds", "300", "from 2 to 120")
 
 
+def test_fails_when_a_batch_tiers_attempts_exceed_what_batch_runs(tmp_path):
+    """Batch runs a job at most 10 times; its attempts are max(max_receive_count, spot_retry_attempts)."""
+    error = _error(tmp_path, """
+        [[tiers]]
+        name = "batch"
+        max_receive_count = 11
+    """)
+    _assert_names(error, "dev.toml", "tiers[batch].max_receive_count", "11", "1..10 for a batch tier")
+
+
+def test_batch_attempts_are_the_larger_of_transient_and_reclaim_attempts(tmp_path):
+    config = load_environment("dev", _env_dir(tmp_path, """
+        [[tiers]]
+        name = "batch"
+        max_receive_count = 7
+    """))
+    assert config.batch.spot_retry_attempts == 5
+    assert config.batch_attempts(config.tier("batch")) == 7
+    assert load_environment("dev").batch_attempts(load_environment("dev").tier("batch")) == 5
+
+
 def test_fails_when_min_tasks_exceeds_max_tasks(tmp_path):
     error = _error(tmp_path, """
         [[tiers]]

@@ -53,11 +53,17 @@ def _drain(sqs, queue_url: str) -> list[dict]:
 
 
 def test_retry_action_is_batchs_evaluate_on_exit():
-    strategy = retry_strategy(load_environment("dev"))["evaluateOnExit"]
+    config = load_environment("dev")
+    strategy = retry_strategy(config, config.tier("batch"))["evaluateOnExit"]
     assert retry_action(strategy, status_reason="Host EC2 (instance i-1) terminated.", reason="",
                         exit_code=None) == "RETRY"
-    assert retry_action(strategy, status_reason="Essential container in task exited", reason="",
-                        exit_code=1) == "EXIT"
+    exited = "Essential container in task exited"
+    # run-one: 3 a transient failure before the last attempt, 1 on it, 2 permanent.
+    assert retry_action(strategy, status_reason=exited, reason="", exit_code=3) == "RETRY"
+    assert retry_action(strategy, status_reason=exited, reason="", exit_code=1) == "EXIT"
+    assert retry_action(strategy, status_reason=exited, reason="", exit_code=2) == "EXIT"
+    assert retry_action(strategy, status_reason="Job attempt duration exceeded timeout", reason="",
+                        exit_code=None) == "EXIT"
     # moto returns actions lower-cased; no condition matching means a retry.
     assert retry_action([{"onExitCode": "1*", "action": "exit"}], status_reason="x", reason="",
                         exit_code=2) == "RETRY"
@@ -95,6 +101,7 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
                 "analysis": {"type": "analysis", "payload": {"steps": 1, "stepSeconds": 0.01}},
                 "poison": {"type": "e2e.batch-poison", "payload": {"customer": "c-7"}},
                 "flaky": {"type": "e2e.batch-flaky", "payload": {"succeedOn": 2}},
+                "doomed": {"type": "e2e.batch-flaky", "payload": {"succeedOn": 99}},
                 "reclaimed": {"type": "e2e.batch-reclaimed", "payload": {"holdSeconds": 120}},
             }.items():
                 response = client.post("/jobs", json=request)
@@ -124,9 +131,12 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
             assert victim.environ()["AWS_BATCH_JOB_ATTEMPT"] == "1"
             victim.send_signal(signal.SIGKILL)
 
+            # A transient failure is retried by Batch up to the tier's max_receive_count (3) attempts,
+            # each retry after run-one's backoff; a permanent one never.
+            assert config.tier("batch").max_receive_count == 3
             expected = {"analysis": ("succeeded", 1), "direct": ("succeeded", 1),
                         "redriven": ("succeeded", 1), "poison": ("dead-lettered", 1),
-                        "flaky": ("failed", 1), "reclaimed": ("succeeded", 2)}
+                        "flaky": ("succeeded", 2), "doomed": ("failed", 3), "reclaimed": ("succeeded", 2)}
 
             def all_final() -> dict | None:
                 states = {name: status(name) for name in expected}
@@ -148,18 +158,22 @@ def test_the_batch_feed_end_to_end_in_local_mode(tmp_path: Path):
                                                    Key={"jobId": {"S": jobs["redriven"]}})["Item"]
         assert item["generation"] == {"N": "1"}
 
-        # The DLQ holds the two failed jobs in the failure route's shape, reason in the body.
+        # The DLQ holds the two failed jobs in the failure route's shape, reason in the body: the
+        # permanent one after one attempt, the transient one after three (exit codes 3, 3, 1).
+        found: dict[str, dict] = {}  # a drained message stays invisible: keep what each poll drained
+
         def dead_letters() -> dict | None:
-            found = {json.loads(json.loads(m["Body"])["envelope"])["jobId"]: json.loads(m["Body"])
-                     for m in _drain(sqs, dlq)}
+            found.update({json.loads(json.loads(m["Body"])["envelope"])["jobId"]: json.loads(m["Body"])
+                          for m in _drain(sqs, dlq)})
             return found if len(found) >= 2 else None
 
         dead = wait_for(dead_letters, 30, "two dead letters")
-        assert set(dead) == {jobs["poison"], jobs["flaky"]}
-        for name, exit_code in (("poison", "2"), ("flaky", "1")):
+        assert set(dead) == {jobs["poison"], jobs["doomed"]}
+        for name, exit_codes in (("poison", [2]), ("doomed", [3, 3, 1])):
             failure = dead[jobs[name]]["failure"]
             assert failure["errorType"] == "BatchJobFailed" and failure["source"] == "aws.batch"
-            assert failure["exitCode"] == exit_code and len(failure["attempts"]) == 1
+            assert failure["exitCode"] == str(exit_codes[-1])
+            assert [a["container"]["exitCode"] for a in failure["attempts"]] == exit_codes
             assert failure["reason"] == "Essential container in task exited"
             assert failure["jobName"] == config.resource_name("batch")
         assert "[batch] dead-lettered e2e.batch-poison" in out_path.read_text()

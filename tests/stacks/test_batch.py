@@ -145,20 +145,33 @@ def test_job_definition_runs_run_one_with_the_envelope_and_generation_parameters
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_retry_on_spot_reclaim_only(templates, stages, env):
+def test_retries_spot_reclaims_and_transient_failures_never_permanent_ones(templates, stages, env):
+    """Batch applies the first matching condition and retries when none matches: a reclaim is retried
+    whatever its exit code, run-one's permanent exit code 2 ends the job, its "retry" exit code 3 (a
+    transient failure before the tier's last attempt) is retried, anything else ends it. One count of
+    attempts serves both causes: the larger of the tier's max_receive_count and spot_retry_attempts."""
+    config = stages[env].config
+    (tier,) = config.batch_tiers
     strategy = _job_definition(templates[env])["RetryStrategy"]
-    assert strategy["Attempts"] == stages[env].config.batch.spot_retry_attempts
+    assert strategy["Attempts"] == max(tier.max_receive_count, config.batch.spot_retry_attempts)
+    assert 1 <= strategy["Attempts"] <= 10
     assert strategy["EvaluateOnExit"] == [
         {"Action": "RETRY", "OnStatusReason": "Host EC2*"},
+        {"Action": "EXIT", "OnExitCode": "2"},
+        {"Action": "RETRY", "OnExitCode": "3"},
         {"Action": "EXIT", "OnReason": "*"},
     ]
+    # run-one learns which attempt is its tier's last from the job definition's environment.
+    container = _job_definition(templates[env])["ContainerProperties"]
+    variables = {v["Name"]: v["Value"] for v in container["Environment"]}
+    assert variables["JOB_MAX_ATTEMPTS"] == str(tier.max_receive_count)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_local_mode_retries_as_the_job_definition_does(templates, stages, env):
     """Local mode's Batch stand-in registers and applies this retry strategy (docs/local.md)."""
     synthesized = _job_definition(templates[env])["RetryStrategy"]
-    local = retry_strategy(stages[env].config)
+    local = retry_strategy(stages[env].config, stages[env].config.batch_tiers[0])
     assert synthesized["Attempts"] == local["attempts"]
     assert synthesized["EvaluateOnExit"] == [{key[0].upper() + key[1:]: value for key, value in c.items()}
                                              for c in local["evaluateOnExit"]]
@@ -404,7 +417,8 @@ def test_fargate_spot_alternative_with_fargate_fallback():
     assert definition["PlatformCapabilities"] == ["FARGATE"]
     assert definition["RetryStrategy"]["EvaluateOnExit"][0] == {
         "Action": "RETRY", "OnStatusReason": "Your Spot Task was interrupted*"}
-    assert retry_strategy(fargate)["evaluateOnExit"][0] == {  # local mode's Batch stand-in
+    # local mode's Batch stand-in
+    assert retry_strategy(fargate, fargate.batch_tiers[0])["evaluateOnExit"][0] == {
         "action": "RETRY", "onStatusReason": "Your Spot Task was interrupted*"}
     container = definition["ContainerProperties"]
     assert container["ReadonlyRootFilesystem"] is True and container["User"] == "10001"

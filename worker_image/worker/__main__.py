@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jobfleet_contract import environment as names
 from jobfleet_contract.attributes import MAX_REDRIVE_COUNT
+from jobfleet_contract.batch import EXIT_PERMANENT
 from jobfleet_contract.environment import ConfigError, env_number, parse_handlers
 from jobfleet_contract.status import status_store_from_env
 from worker.completion import Completion
@@ -18,7 +19,7 @@ from worker.dispatch import load_handler_modules
 from worker.lifecycle import health_file_fresh, install_stop_signals
 from worker.memory import memory_reader
 from worker.observability import configure_logging
-from worker.run_one import EXIT_PERMANENT, run_one
+from worker.run_one import run_one
 from worker.runtime import Worker
 from worker.settle import status_dynamodb
 from worker.transport import SqsTransport, sqs_client

@@ -143,21 +143,26 @@ class JobRecorder:
         worker_id: str,
         completion: Completion | None = None,
         terminal: frozenset[str] = frozenset({SUCCEEDED, DEAD_LETTERED}),
+        failed_status: str = "mark_failed",
     ) -> None:
         self.status = status
         self.metrics = metrics
         self.worker_id = worker_id
         self.completion = completion
         self.terminal = terminal  # the outcome kinds that end the job here, each announced as an event
+        # The write a FAILED outcome makes: `failed`, or run-one's `queued` when Batch retries the job.
+        self._status_methods = {**self._STATUS_METHOD, FAILED: failed_status}
 
     def record(self, outcome: Outcome) -> None:
-        method = self._STATUS_METHOD.get(outcome.kind)
+        method = self._status_methods.get(outcome.kind)
         if self.status is not None and method and outcome.job_id and outcome.job_type:
-            args: tuple = (outcome.job_id, outcome.job_type, outcome.attempt)
+            extra: dict[str, Any] = {}
             if outcome.kind in (FAILED, DEAD_LETTERED):
-                args += (outcome.error_text,)
-            extra = {"result": outcome.result} if outcome.kind == SUCCEEDED else {}
-            self.status.submit(method, *args, run=outcome.run, **extra)
+                extra["error"] = outcome.error_text
+            if outcome.kind == SUCCEEDED:
+                extra["result"] = outcome.result
+            self.status.submit(method, outcome.job_id, outcome.job_type, outcome.attempt, run=outcome.run,
+                               **extra)
         if (self.completion is not None and outcome.kind in self.terminal
                 and outcome.job_id and outcome.job_type):
             self.completion.finished(

@@ -9,6 +9,8 @@ import sys
 import uuid
 
 import pytest
+from worker.policy import backoff_seconds
+from worker.run_one import run_one
 
 from tests.worker_image.conftest import CHECKOUT_PATH, SUPPORT_DIR, records
 
@@ -75,6 +77,60 @@ def test_transient_failure_exits_one_and_records_failed(tmp_path, status_table):
     assert result.returncode == 1
     item = store.get(job_id)
     assert item["status"] == "failed" and item["lastError"].startswith("ConnectionError")
+
+
+def test_a_transient_failure_before_the_last_attempt_asks_batch_to_retry_and_queues_the_job(tmp_path,
+                                                                                           status_table):
+    """Attempt 1 of 3 fails transiently: exit 3 (the retry strategy retries it), the job waits to run
+    again (`queued`, with the attempt and the error), and no terminal event: it is not finished.
+    Attempt 3 of 3 fails the same way: exit 1 (Batch ends it; the failure route dead-letters it), `failed`."""
+    name, store = status_table
+    job_id = uuid.uuid4().hex
+    envelope = _envelope("test.fail-until", {"recordDir": str(tmp_path), "succeedOn": 9}, job_id)
+    common = {"STATUS_TABLE": name, "JOB_MAX_ATTEMPTS": "3", "AWS_BATCH_JOB_ID": "batch-job-7",
+              "WORKER_BACKOFF_BASE_SECONDS": "0"}
+    first = _run_one(["--envelope", envelope], AWS_BATCH_JOB_ATTEMPT="1", **common)
+    assert first.returncode == 3, first.stderr
+    item = store.get(job_id)
+    assert (item["status"], item["attempts"]) == ("queued", 1)
+    assert item["lastError"].startswith("ConnectionError: downstream unavailable (attempt 1)")
+    assert json.loads(first.stdout.splitlines()[-1])["outcome"] == "failed"
+
+    last = _run_one(["--envelope", envelope], AWS_BATCH_JOB_ATTEMPT="3", **common)
+    assert last.returncode == 1, last.stderr
+    item = store.get(job_id)
+    assert (item["status"], item["attempts"]) == ("failed", 3)
+    assert item["lastError"].startswith("ConnectionError: downstream unavailable (attempt 3)")
+
+
+def test_a_permanent_failure_exits_2_on_any_attempt(tmp_path, status_table):
+    name, store = status_table
+    job_id = uuid.uuid4().hex
+    result = _run_one(["--envelope", _envelope("test.permanent", {"recordDir": str(tmp_path)}, job_id)],
+                      STATUS_TABLE=name, JOB_MAX_ATTEMPTS="3", AWS_BATCH_JOB_ATTEMPT="1")
+    assert result.returncode == 2
+    assert store.get(job_id)["status"] == "dead-lettered"
+
+
+def test_a_retry_attempt_backs_off_first_with_the_workers_policy():
+    """Batch retries at once; run-one waits the worker's backoff for the attempts so far, capped at
+    300 s and a tenth of the job's time; a first attempt does not wait."""
+    envelope = _envelope("not.registered", {})
+    waits: list[float] = []
+
+    def run(attempt: int, max_seconds: str = "14400") -> None:
+        env = {"AWS_BATCH_JOB_ATTEMPT": str(attempt), "JOB_MAX_SECONDS": max_seconds,
+               "JOB_MAX_ATTEMPTS": "10"}
+        assert run_one(envelope, None, env=env, sleep=waits.append, jitter=lambda: 0.5) == 2
+
+    run(1)
+    assert waits == []
+    run(3)
+    assert waits == [backoff_seconds(2, 2.0, 300, 0.5)] == [3]
+    run(10)
+    assert waits[-1] == backoff_seconds(9, 2.0, 300, 0.5) == 225
+    run(10, max_seconds="600")
+    assert waits[-1] == backoff_seconds(9, 2.0, 60, 0.5) == 45
 
 
 def test_timeout_exits_one_instead_of_hanging(tmp_path):

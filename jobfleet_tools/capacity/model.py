@@ -132,7 +132,7 @@ class BatchPolicy:
             name=tier.name, objective_seconds=tier.latency_objective_seconds, vcpu=vcpu,
             memory_gb=tier.memory_mib / 1024,
             spot_slots=math.floor(batch.max_vcpus / vcpu), on_demand_slots=on_demand,
-            retry_attempts=batch.spot_retry_attempts,
+            retry_attempts=config.batch_attempts(tier),
             interruptions_per_hour=config.capacity.spot_interruptions_per_hour,
             start_seconds=config.capacity.batch_start_seconds, compute=batch.compute,
         )

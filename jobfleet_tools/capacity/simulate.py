@@ -30,7 +30,7 @@ Batch tiers: the pipe submits each message `PIPE_SUBMIT_SECONDS` after it arrive
 Spot slots (`batch.max_vcpus / vCPUs`), then on on-demand slots when Spot is full. A job starts
 after `batch_start_seconds` on a new instance, `BATCH_WARM_START_SECONDS` on one freed within
 `BATCH_WARM_SECONDS`. A Spot job is reclaimed at `spot_interruptions_per_hour`; it is retried from
-the start up to `batch.spot_retry_attempts` attempts, then fails.
+the start up to the job definition's attempts (EnvironmentConfig.batch_attempts), then fails.
 
 Wait = time from submission to the start of the job (its first attempt).
 """

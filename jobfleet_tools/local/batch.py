@@ -57,7 +57,7 @@ EXITED_REASON = "Essential container in task exited"
 FAILURE_SOURCE, FAILURE_ERROR_TYPE = "aws.batch", "BatchJobFailed"
 
 
-def retry_strategy(config: EnvironmentConfig, tier: TierConfig) -> dict[str, Any]:
+def retry_strategy(config: EnvironmentConfig, tier: TierConfig) -> batch_job.RetryStrategy:
     """The tier's job definition's retry strategy, as the batch stack configures it (Batch API spelling)."""
     reclaimed = (batch_job.FARGATE_SPOT_RECLAIMED if config.batch.compute == "fargate-spot"
                  else batch_job.EC2_SPOT_RECLAIMED)

@@ -166,6 +166,16 @@ def redrive_count(message: Message) -> int:
     return int(count)
 
 
+def from_lambda_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A Lambda SQS event record (camelCase keys) as the ReceiveMessage dict the readers above take."""
+    attributes = {name: {"DataType": value.get("dataType"),
+                         **({"StringValue": value["stringValue"]} if "stringValue" in value else {}),
+                         **({"BinaryValue": value["binaryValue"]} if "binaryValue" in value else {})}
+                  for name, value in (record.get("messageAttributes") or {}).items()}
+    return {"MessageId": record.get("messageId"), "Body": record.get("body", ""),
+            "Attributes": dict(record.get("attributes") or {}), "MessageAttributes": attributes}
+
+
 def attributes_for_copy(message: Message) -> dict[str, dict[str, Any]]:
     """The message's attributes for its redriven copy: all preserved, redrive count incremented.
 

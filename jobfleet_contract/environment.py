@@ -53,6 +53,10 @@ WAKE_INTERVAL_SECONDS = "WAKE_INTERVAL_SECONDS"
 JOB_ENVELOPE = "JOB_ENVELOPE"
 AWS_BATCH_JOB_ID = "AWS_BATCH_JOB_ID"
 AWS_BATCH_JOB_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
+# Batch feed function (lambda/batch_submit): where and under which name it submits each message.
+JOB_QUEUE = "JOB_QUEUE"
+JOB_DEFINITION = "JOB_DEFINITION"
+JOB_NAME = "JOB_NAME"
 # Redrive function (TIER_QUEUES there maps tier -> {"queueUrl", "dlqUrl"})
 MAX_REDRIVES = "MAX_REDRIVES"
 POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -207,6 +211,25 @@ def completion_settings(env: Mapping[str, str]) -> tuple[str | None, str | None,
             env.get(JOBFLEET_ENVIRONMENT, ""))
 
 
+@dataclass(frozen=True)
+class BatchFeedSettings:
+    """What the batch feed function submits to: the job queue and job definition (ARNs or names)
+    and the job name every job gets."""
+
+    job_queue: str
+    job_definition: str
+    job_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BatchFeedSettings:
+        values = {}
+        for name in (JOB_QUEUE, JOB_DEFINITION, JOB_NAME):
+            values[name] = env.get(name, "").strip()
+            if not values[name]:
+                raise ConfigError(f"required environment variable not set: {name}")
+        return cls(values[JOB_QUEUE], values[JOB_DEFINITION], values[JOB_NAME])
+
+
 def parse_max_redrives(env: Mapping[str, str]) -> int | None:
     """MAX_REDRIVES: unset or empty disables quarantine, otherwise a positive integer."""
     return env_number(env, MAX_REDRIVES, None, minimum=1, maximum=10**6, integer=True)
@@ -295,6 +318,11 @@ def batch_job_environment(*, tier: str, handlers: str, status_table: str, status
         JOB_MAX_SECONDS: str(max_job_seconds),
         AWS_DEFAULT_REGION: region,
     }
+
+
+def batch_feed_environment(*, job_queue: str, job_definition: str, job_name: str) -> dict[str, str]:
+    """The batch feed function (`lambda/batch_submit`): one SubmitJob per batch-tier message."""
+    return {JOB_QUEUE: job_queue, JOB_DEFINITION: job_definition, JOB_NAME: job_name}
 
 
 def job_type_environment(*, timeouts: Mapping[str, float], isolation: Mapping[str, str],

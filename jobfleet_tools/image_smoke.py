@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from jobfleet_contract import environment as names
+from jobfleet_contract.batch import job_parameters
 from jobfleet_contract.environment import ConfigError, parse_wake_services
 from jobfleet_tools.issuer import LocalIssuer
 
@@ -502,7 +503,7 @@ def _smoke_api(stage: Stage, image: str, aws: LocalAws, issuer: LocalIssuer, pre
 def _smoke_run_one(stage: Stage, image: str, aws: LocalAws, prefix: str) -> None:
     spec = batch_container(stage, "Batch")
     envelope = _envelope("analysis", {"steps": 1, "stepSeconds": 0.1})
-    command = batch_command(spec, {"envelope": json.dumps(envelope)})
+    command = batch_command(spec, job_parameters(json.dumps(envelope), 0))  # as the feed submits it
     container = _run(spec, image, aws.environment(spec), prefix, command)
     _wait("run-one to exit", lambda: _exit_code(container) is not None, 120)
     if _exit_code(container) != 0:

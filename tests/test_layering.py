@@ -17,10 +17,11 @@ PACKAGES = {
     "jobfleet_config": (REPO / "jobfleet_config", set()),
     "worker": (REPO / "worker_image" / "worker", {"jobfleet_contract"}),
     "redrive": (REPO / "lambda" / "redrive", {"jobfleet_contract"}),
+    "batch_submit": (REPO / "lambda" / "batch_submit", {"jobfleet_contract"}),
     "stacks": (REPO / "stacks", {"jobfleet_contract", "jobfleet_config"}),
     "cdk_app": (REPO / "cdk_app", {"stacks", "jobfleet_contract", "jobfleet_config"}),
     "jobfleet_tools": (REPO / "jobfleet_tools",
-                       {"jobfleet_contract", "jobfleet_config", "worker", "redrive"}),
+                       {"jobfleet_contract", "jobfleet_config", "worker", "redrive", "batch_submit"}),
 }
 
 

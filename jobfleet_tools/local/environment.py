@@ -13,6 +13,7 @@ from jobfleet_tools.local.processes import HOST, REPO
 from jobfleet_tools.local.resources import LocalAws
 
 TEAM_JOBS = REPO / "jobs"  # team handler packages: on the import path, as in the worker image
+LAMBDA_DIR = REPO / "lambda"
 
 POLL_WAIT_SECONDS = 2  # short long-polls so that Ctrl-C is answered within seconds
 
@@ -74,13 +75,21 @@ def health_file(run_dir: Path, tier: TierConfig) -> Path:
     return run_dir / f"{tier.name}.health"
 
 
-def batch_job_env(aws: LocalAws, config: EnvironmentConfig, tier: TierConfig,
-                  extra_handlers: tuple[str, ...], completion: LocalCompletion, *,
-                  attempt: int, job_id: str) -> dict[str, str]:
-    """The Batch job definition's environment, plus what AWS Batch sets."""
-    return {**base_env(aws), **tier_env(config, tier, completion),
+def batch_definition_env(aws: LocalAws, config: EnvironmentConfig, tier: TierConfig,
+                         extra_handlers: tuple[str, ...], completion: LocalCompletion) -> dict[str, str]:
+    """The environment the batch stack gives the tier's job definition (registered in moto's Batch;
+    the local executor runs each job with it, base_env and what AWS Batch sets)."""
+    return {**tier_env(config, tier, completion),
             **names.batch_job_environment(
                 tier=tier.name, handlers=tier_handlers(tier, extra_handlers), status_table=aws.table_name,
                 status_ttl_days=config.status.ttl_days, max_job_seconds=tier.max_job_seconds,
-                region=aws.region,
-            ), names.AWS_BATCH_JOB_ATTEMPT: str(attempt), names.AWS_BATCH_JOB_ID: job_id}
+                region=aws.region)}
+
+
+def batch_feed_env(aws: LocalAws, *, job_queue: str, job_definition: str, job_name: str) -> dict[str, str]:
+    """The batch feed function's environment, as the batch stack sets it, plus moto's endpoint; the
+    function's code root (lambda/, its asset's root) is on the import path as /var/task is in Lambda."""
+    env = {**base_env(aws), **names.batch_feed_environment(
+        job_queue=job_queue, job_definition=job_definition, job_name=job_name)}
+    env["PYTHONPATH"] = os.pathsep.join([str(LAMBDA_DIR), env["PYTHONPATH"]])
+    return env

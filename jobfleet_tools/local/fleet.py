@@ -1,4 +1,4 @@
-"""Local mode as a whole: start moto and its resources, the API, the workers and the batch pollers;
+"""Local mode as a whole: start moto and its resources, the API, the workers and the batch tiers;
 wait until they are ready; watch them; stop everything in order."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jobfleet_config.config import EnvironmentConfig
 from jobfleet_contract.environment import ApiAuth
-from jobfleet_tools.local.batch import BATCH_PARALLEL, BatchPoller
+from jobfleet_tools.local.batch import BATCH_PARALLEL, LocalBatchTier
 from jobfleet_tools.local.completion import EVENTS_FILE, LocalCompletion
 from jobfleet_tools.local.environment import api_env, worker_env
 from jobfleet_tools.local.processes import HOST, Child, Output, spawn, stop
@@ -39,7 +39,7 @@ class LocalFleet:
         self.completion = LocalCompletion(config, self.aws.client, run_dir, output.line)
         self.stop_event = threading.Event()
         self.children: list[Child] = []
-        self.pollers: list[BatchPoller] = []
+        self.batch_tiers: list[LocalBatchTier] = []
         self.exit_code = 0
 
     def spawn(self, name: str, args: list[str], env: dict[str, str], stop_seconds: float) -> Child:
@@ -63,11 +63,12 @@ class LocalFleet:
                               tier.stop_timeout_seconds)
                    for tier in self.config.service_tiers]
         for tier in self.config.batch_tiers:
-            poller = BatchPoller(self.aws, self.config, tier, handlers=self.handlers,
-                                 completion=self.completion, run_dir=self.run_dir, out=self.out,
-                                 parallel=self.batch_parallel)
-            self.pollers.append(poller)
-            poller.start()
+            batch_tier = LocalBatchTier(self.aws, self.config, tier, handlers=self.handlers,
+                                        completion=self.completion, run_dir=self.run_dir, out=self.out,
+                                        parallel=self.batch_parallel)
+            batch_tier.create()
+            self.batch_tiers.append(batch_tier)
+            batch_tier.start()
         self._wait_ready(api, workers)
 
     def _wait_ready(self, api: Child, workers: list[Child]) -> None:
@@ -146,10 +147,10 @@ class LocalFleet:
         self.stop_event.set()
 
     def shutdown(self, hard: threading.Event) -> None:
-        """Pollers first (no new run-one), then SIGTERM everything, wait each group's budget, SIGKILL."""
+        """Batch tiers first (no new job), then SIGTERM everything, wait each group's budget, SIGKILL."""
         self.stop_event.set()
-        for poller in self.pollers:
-            poller.stop(hard)
+        for batch_tier in self.batch_tiers:
+            batch_tier.stop(hard)
         stop(self.children, self.out, hard)
         self.completion.stop()
         if self.aws.stop():

@@ -27,7 +27,7 @@ class LocalAws:
         self.endpoint = ""
         self._moto: Any = None
 
-    def client(self, service: Literal["sqs", "dynamodb"]) -> Any:
+    def client(self, service: Literal["sqs", "dynamodb", "batch", "iam"]) -> Any:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint,
                             aws_access_key_id="testing", aws_secret_access_key="testing",
                             config=Config(retries={"mode": "standard", "max_attempts": 3}))

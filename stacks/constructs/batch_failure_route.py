@@ -28,7 +28,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.constructs.batch_job_definition import ENVELOPE_PARAMETER
+from jobfleet_contract.batch import ENVELOPE_PARAMETER
 
 ERROR_TYPE = "BatchJobFailed"
 # Each value the DLQ message carries, by its path in the Batch Job State Change event.

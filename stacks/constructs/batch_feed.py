@@ -1,11 +1,12 @@
 """The feed of one batch tier: SQS tier queue -> submitter Lambda -> Batch SubmitJob, one job per message.
 
 The function (lambda/batch_submit/) passes each message's body, the string Lambda's SQS event
-documents, as the job parameter `envelope`, a string as SubmitJob documents it; the job runs
-`python -m worker run-one --envelope Ref::envelope`. Nothing rests on how a pipe would render a
-JSON body into a string parameter (not documented). A failed SubmitJob is a batch item failure:
-that message is retried after the visibility timeout and, after `max_receive_count` receives, the
-queue's redrive policy moves it to the DLQ untouched.
+documents, as the job parameter `envelope`, a string as SubmitJob documents it, and its redrive
+generation as `generation`; the job runs
+`python -m worker run-one --envelope Ref::envelope --generation Ref::generation`. Nothing rests on
+how a pipe would render a JSON body into a string parameter (not documented). A failed SubmitJob is
+a batch item failure: that message is retried after the visibility timeout and, after
+`max_receive_count` receives, the queue's redrive policy moves it to the DLQ untouched.
 
 The role may read that one queue (through the event source mapping), submit to that one job queue
 with that one job definition, and write its own log group; nothing else. Construct IDs ("Logs",
@@ -13,8 +14,6 @@ with that one job definition, and write its own log group; nothing else. Constru
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
@@ -24,17 +23,19 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from jobfleet_contract.environment import batch_feed_environment
 from stacks.checkov import skip_check
 from stacks.guard import suppress
+from stacks.lambda_asset import asset_code, asset_packages
 from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 HANDLER = "batch_submit.handler.handler"
+# package name in the asset -> its source directory: the handler reads its settings with jobfleet_contract
+ASSET_PACKAGES = asset_packages("batch_submit")
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # Up to 10 messages per invocation; each is submitted and reported on its own.
 BATCH_SIZE = 10
-_ASSET_EXCLUDE = ["*", "!batch_submit", "!batch_submit/*.py", "**/__pycache__", "**/*.pyc"]
 _OUTSIDE_VPC = ("Calls only the Batch SubmitJob public API under IAM (SQS polling is Lambda's event "
                 "source mapping); a VPC would add NAT or endpoints and reach no private resource.")
 
@@ -64,16 +65,16 @@ class BatchFeed(Construct):
             description="JobFleet batch feed: one SQS message -> one AWS Batch job (envelope as a parameter)",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=_ASSET_EXCLUDE),
+            code=asset_code(ASSET_PACKAGES),
             handler=HANDLER,
             timeout=cdk.Duration.seconds(60),
             memory_size=128,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={"JOB_QUEUE": job_queue.job_queue_arn,
-                         "JOB_DEFINITION": job_definition.job_definition_arn,
-                         "JOB_NAME": job_name},
+            environment=batch_feed_environment(job_queue=job_queue.job_queue_arn,
+                                               job_definition=job_definition.job_definition_arn,
+                                               job_name=job_name),
         )
         # The mapping's grant adds receive/delete/get-attributes on the queue and, for a queue
         # under the customer-managed key, kms:Decrypt on that key.

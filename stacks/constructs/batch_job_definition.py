@@ -1,13 +1,15 @@
 """The job definition of one batch tier: the worker image running `python -m worker run-one`.
 
 The envelope arrives as the job parameter `envelope` (set by the feed function from the SQS
-body, byte for byte) and reaches the worker as `--envelope Ref::envelope`. Keeping it a parameter,
-not an environment override, puts it at a fixed path of Batch's job state change events
-(`detail.parameters.envelope`), which is how the failure route hands the original envelope to the DLQ.
+body, byte for byte) and reaches the worker as `--envelope Ref::envelope`; the message's redrive
+generation as `--generation Ref::generation` (default "0"; jobfleet_contract/batch.py). Keeping
+the envelope a parameter, not an environment override, puts it at a fixed path of Batch's job state
+change events (`detail.parameters.envelope`), which is how the failure route hands the original
+envelope to the DLQ.
 
 Retries: Spot reclaims (status reason `Host EC2*`; on Fargate Spot `Your Spot Task was
 interrupted*`) are retried up to `batch.spot_retry_attempts`; every other failure exits at once
-(the worker already retried inside the job, and exit code 2 means permanent).
+(exit code 1: the job failed, 2: permanently; run-one does not retry, the dead letter can be redriven).
 Construct IDs ("Logs", "JobRole", "Container", "JobDefinition") are frozen.
 """
 
@@ -25,7 +27,9 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from jobfleet_config.config import BatchConfig, TierConfig
+from jobfleet_contract import batch as batch_job
 from jobfleet_contract import environment as names
+from jobfleet_contract.batch import EC2_SPOT_RECLAIMED, FARGATE_SPOT_RECLAIMED
 from jobfleet_contract.environment import batch_job_environment
 from stacks.constructs.hardened_container import CONTAINER_USER, TMP_PATH, TMP_VOLUME
 from stacks.constructs.team_workload import (
@@ -39,10 +43,7 @@ from stacks.constructs.team_workload import (
 from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge
 
-ENVELOPE_PARAMETER = "envelope"
-COMMAND = ["python", "-m", "worker", "run-one", "--envelope", f"Ref::{ENVELOPE_PARAMETER}"]
-EC2_SPOT_RECLAIMED = "Host EC2*"
-FARGATE_SPOT_RECLAIMED = "Your Spot Task was interrupted*"
+COMMAND = list(batch_job.COMMAND)
 
 
 class BatchJobDefinition(Construct):
@@ -110,6 +111,7 @@ class BatchJobDefinition(Construct):
             job_definition_name=name,
             container=self.container,
             timeout=cdk.Duration.seconds(tier.max_job_seconds),
+            parameters=dict(batch_job.DEFAULT_PARAMETERS),
             retry_attempts=settings.spot_retry_attempts,
             retry_strategies=[
                 batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=reclaimed)),

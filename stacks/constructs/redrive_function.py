@@ -1,23 +1,21 @@
 """The DLQ-redrive Lambda (lambda/redrive/): function, least-privilege role, optional schedules.
 
-Packaging: the asset holds two packages side by side, `redrive` (lambda/redrive) and
-`jobfleet_contract` (the code the worker ships too), copied by a local bundler (no Docker), so
-`from redrive.request import ...` and `from jobfleet_contract... import ...` resolve in /var/task and
-the handler is `redrive.handler.handler`. boto3 comes with the runtime; aws-lambda-powertools comes from the
-public Powertools layer, version-pinned to the same release as lambda/redrive/requirements.txt
-through Powertools' public SSM parameter (resolved by CloudFormation in the deploy region, so
-the ARN is always the one published for that region and partition).
+Packaging (stacks/lambda_asset.py): the asset holds two packages side by side, `redrive`
+(lambda/redrive) and `jobfleet_contract` (the code the worker ships too), copied by a local bundler
+(no Docker), so the handler is `redrive.handler.handler`. boto3 comes with the runtime;
+aws-lambda-powertools comes from the public Powertools layer, version-pinned to the same release
+as lambda/redrive/requirements.txt through Powertools' public SSM parameter (resolved by
+CloudFormation in the deploy region, so the ARN is always the one published for that region and
+partition).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -34,44 +32,15 @@ from stacks.checkov import skip_check
 from stacks.constructs.alarm_topic import AlarmTopic, Comparison, Missing
 from stacks.constructs.tier_queue import TierQueue
 from stacks.guard import suppress
+from stacks.lambda_asset import LAMBDA_DIR, asset_code, asset_packages
 from stacks.logs import LogSettings, project_log_group
 from stacks.nag import acknowledge, acknowledge_report
 
-REPO = Path(__file__).resolve().parents[2]
-LAMBDA_DIR = REPO / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "redrive" / "requirements.txt"
 # package name in the asset -> its source directory (only its *.py files are copied)
-ASSET_PACKAGES = {"redrive": LAMBDA_DIR / "redrive", "jobfleet_contract": REPO / "jobfleet_contract"}
+ASSET_PACKAGES = asset_packages("redrive")
 HANDLER = "redrive.handler.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-
-
-@jsii.implements(cdk.ILocalBundling)
-class _PackageCopy:
-    """Copies the asset's packages' modules (no tests, caches or requirements file) into the bundle."""
-
-    def try_bundle(self, output_dir: str, options: Any) -> bool:
-        for name, source in ASSET_PACKAGES.items():
-            target = Path(output_dir) / name
-            target.mkdir()
-            for module in sorted(source.glob("*.py")):
-                shutil.copyfile(module, target / module.name)
-        return True
-
-
-def asset_code() -> lambda_.Code:
-    """The function's code. Hashed by its output, so it changes exactly when a copied module does."""
-    return lambda_.Code.from_asset(
-        str(LAMBDA_DIR),
-        asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=cdk.BundlingOptions(
-            # Required by the API, never pulled: the local bundler always succeeds.
-            image=cdk.DockerImage.from_registry("local-bundling-only"),
-            # jsii types ILocalBundling.try_bundle with the options struct spread into keywords;
-            # the kernel calls implementations with the struct as one positional argument.
-            local=cast(cdk.ILocalBundling, _PackageCopy()),
-        ),
-    )
 
 
 def powertools_version(requirements: Path = REQUIREMENTS) -> str:
@@ -120,7 +89,7 @@ class RedriveFunction(Construct):
             description="JobFleet DLQ redrive: native move task, or filtered / dry-run / rate-limited",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            code=asset_code(),
+            code=asset_code(ASSET_PACKAGES),
             handler=HANDLER,
             layers=[self.powertools_layer],
             timeout=cdk.Duration.seconds(redrive.timeout_seconds),

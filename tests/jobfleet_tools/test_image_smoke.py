@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from jobfleet_contract.batch import job_parameters
 from jobfleet_tools.image_smoke import (
     REGION,
     ContainerSpec,
@@ -62,7 +63,7 @@ def test_api_and_run_one_get_the_same_runtime_settings(dev_stage):
     for spec in (api, job):
         assert (spec.user, spec.read_only, spec.mount_paths) == ("10001", True, ("/tmp",))
     envelope = json.dumps({"jobId": "j"})
-    command = batch_command(job, {"envelope": envelope})
+    command = batch_command(job, job_parameters(envelope, 0))  # what the feed function submits
     assert command[:4] == ["python", "-m", "worker", "run-one"] and envelope in command
 
 

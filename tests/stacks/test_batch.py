@@ -19,6 +19,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.app import feature_flags
 from cdk_app.stage import JobFleetStage
 from jobfleet_config.config import load_environment
+from jobfleet_tools.local.batch import retry_strategy
 from stacks.constructs.batch_failure_route import INPUT_PATHS, INPUT_TEMPLATE
 
 ENVS = ["dev", "staging", "prod"]
@@ -133,10 +134,14 @@ def test_jobs_stuck_runnable_are_cancelled(templates, stages, env):
 # --- job definition ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("env", ENVS)
-def test_job_definition_runs_run_one_with_the_envelope_parameter(templates, env):
-    container = _job_definition(templates[env])["ContainerProperties"]
+def test_job_definition_runs_run_one_with_the_envelope_and_generation_parameters(templates, env):
+    definition = _job_definition(templates[env])
+    container = definition["ContainerProperties"]
     assert container["Command"][:4] == ["python", "-m", "worker", "run-one"]
-    assert container["Command"][4:] == ["--envelope", "Ref::envelope"]
+    assert container["Command"][4:] == ["--envelope", "Ref::envelope", "--generation", "Ref::generation"]
+    # A job submitted without `generation` (an older feed) runs as generation 0; the envelope has
+    # no default: a job without one is a feed bug that must not run.
+    assert definition["Parameters"] == {"generation": "0"}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -147,6 +152,16 @@ def test_retry_on_spot_reclaim_only(templates, stages, env):
         {"Action": "RETRY", "OnStatusReason": "Host EC2*"},
         {"Action": "EXIT", "OnReason": "*"},
     ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_local_mode_retries_as_the_job_definition_does(templates, stages, env):
+    """Local mode's Batch stand-in registers and applies this retry strategy (docs/local.md)."""
+    synthesized = _job_definition(templates[env])["RetryStrategy"]
+    local = retry_strategy(stages[env].config)
+    assert synthesized["Attempts"] == local["attempts"]
+    assert synthesized["EvaluateOnExit"] == [{key[0].upper() + key[1:]: value for key, value in c.items()}
+                                             for c in local["evaluateOnExit"]]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -389,6 +404,8 @@ def test_fargate_spot_alternative_with_fargate_fallback():
     assert definition["PlatformCapabilities"] == ["FARGATE"]
     assert definition["RetryStrategy"]["EvaluateOnExit"][0] == {
         "Action": "RETRY", "OnStatusReason": "Your Spot Task was interrupted*"}
+    assert retry_strategy(fargate)["evaluateOnExit"][0] == {  # local mode's Batch stand-in
+        "action": "RETRY", "onStatusReason": "Your Spot Task was interrupted*"}
     container = definition["ContainerProperties"]
     assert container["ReadonlyRootFilesystem"] is True and container["User"] == "10001"
     assert container["NetworkConfiguration"] == {"AssignPublicIp": "DISABLED"}

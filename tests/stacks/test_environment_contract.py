@@ -1,10 +1,11 @@
 """Every container environment the stacks synthesize is what its runtime reads.
 
-For each environment: every ECS container (worker tiers, API), every Batch job definition and the
-redrive function. Their variables (CloudFormation tokens replaced by plausible values) go through
-the runtime's own parser, recording which names it reads: every variable set must be read (by the
-parser, or by a library it uses: jobfleet_contract.environment.READ_BY_LIBRARIES), and the parser
-must accept the set (a missing required variable is a ConfigError naming it).
+For each environment: every ECS container (worker tiers, API), every Batch job definition, the
+redrive function and the batch feed function. Their variables (CloudFormation tokens replaced by
+plausible values) go through the runtime's own parser, recording which names it reads: every
+variable set must be read (by the parser, or by a library it uses:
+jobfleet_contract.environment.READ_BY_LIBRARIES), and the parser must accept the set (a missing
+required variable is a ConfigError naming it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from worker.wake import ServiceWaker
 from jobfleet_contract.envelope import Envelope
 from jobfleet_contract.environment import (
     READ_BY_LIBRARIES,
+    BatchFeedSettings,
     ConfigError,
     completion_settings,
     parse_handlers,
@@ -73,6 +75,7 @@ PARSERS: dict[str, Callable[[RecordingEnv], Any]] = {
                         ServiceWaker.from_env(env, ecs_client=boto3.client("ecs", region_name="us-east-1"))),
     "run-one": _parse_run_one,
     "redrive": RedriveSettings.from_env,
+    "batch-feed": BatchFeedSettings.from_env,
 }
 
 
@@ -104,6 +107,10 @@ def _variables(pairs: list[dict[str, Any]]) -> dict[str, str]:
     return {pair["Name"]: _resolve(pair["Value"]) for pair in pairs}
 
 
+# A function's package (its handler's first part) -> its runtime in PARSERS.
+LAMBDA_RUNTIMES = {"redrive": "redrive", "batch_submit": "batch-feed"}
+
+
 def synthesized_environments(outdir: Path, env: str) -> Iterator[tuple[str, str, dict[str, str]]]:
     """(runtime, where, variables) of every container and function of one environment."""
     for path in sorted((outdir / f"assembly-{env}").glob("*.template.json")):
@@ -123,10 +130,10 @@ def synthesized_environments(outdir: Path, env: str) -> Iterator[tuple[str, str,
                                     for c in task["Containers"]])
                 for container in containers:
                     yield "run-one", where, _variables(container.get("Environment", []))
-            elif resource["Type"] == "AWS::Lambda::Function" and properties.get("Handler", "").startswith(
-                    "redrive."):
+            elif resource["Type"] == "AWS::Lambda::Function" and (
+                    runtime := LAMBDA_RUNTIMES.get(properties.get("Handler", "").split(".")[0])):
                 variables = properties["Environment"]["Variables"]
-                yield "redrive", where, {name: _resolve(value) for name, value in variables.items()}
+                yield runtime, where, {name: _resolve(value) for name, value in variables.items()}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +148,7 @@ def test_every_synthesized_environment_is_what_its_runtime_reads(environments, s
     runtimes = {runtime for runtime, _, _ in found}
     assert runtimes >= {"worker", "api", "redrive"}
     if stages[env].config.batch_tiers:
-        assert "run-one" in runtimes
+        assert {"run-one", "batch-feed"} <= runtimes
     problems = [f"{where}: {problem}" for runtime, where, variables in found
                 for problem in contract_problems(runtime, variables)]
     assert problems == []
@@ -151,7 +158,7 @@ def _first(environments, runtime: str) -> dict[str, str]:
     return next(variables for found, _, variables in environments["prod"] if found == runtime)
 
 
-@pytest.mark.parametrize("runtime", ["worker", "api", "run-one", "redrive"])
+@pytest.mark.parametrize("runtime", ["worker", "api", "run-one", "redrive", "batch-feed"])
 def test_fails_when_a_stack_sets_a_variable_the_runtime_does_not_read(environments, runtime):
     variables = {**_first(environments, runtime), "QUEUE_URLS": PLAUSIBLE_URL}  # a plausible typo
     assert contract_problems(runtime, variables) == [f"{runtime} never reads QUEUE_URLS"]
@@ -159,7 +166,10 @@ def test_fails_when_a_stack_sets_a_variable_the_runtime_does_not_read(environmen
 
 @pytest.mark.parametrize(("runtime", "required"), [("worker", "QUEUE_URL"), ("worker", "DLQ_URL"),
                                                    ("api", "TIER_QUEUES"), ("api", "JOB_TYPES"),
-                                                   ("redrive", "TIER_QUEUES")])
+                                                   ("redrive", "TIER_QUEUES"),
+                                                   ("batch-feed", "JOB_QUEUE"),
+                                                   ("batch-feed", "JOB_DEFINITION"),
+                                                   ("batch-feed", "JOB_NAME")])
 def test_fails_when_a_stack_drops_a_required_variable(environments, runtime, required):
     variables = dict(_first(environments, runtime))
     del variables[required]

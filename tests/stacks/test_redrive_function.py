@@ -15,14 +15,15 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.app import feature_flags
 from jobfleet_config.config import ENVIRONMENTS_DIR, load_environment
 from jobfleet_contract.environment import REDRIVE_SERVICE_NAME
+from stacks.constructs import batch_feed
 from stacks.constructs.redrive_function import (
     ASSET_PACKAGES,
     HANDLER,
     LAMBDA_DIR,
-    REPO,
     powertools_layer_parameter,
     powertools_version,
 )
+from stacks.lambda_asset import REPO
 from stacks.operations import OperationsStack
 from stacks.stateful import StatefulStack
 
@@ -157,30 +158,46 @@ def test_powertools_version_comes_from_the_pin():
     assert f"=={powertools_version()}" in requirements
 
 
+# Each function shipping jobfleet_contract: (stack of the stage, handler, asset packages, the
+# third-party packages its runtime provides: boto3 in the runtime, Powertools from its layer).
+CONTRACT_FUNCTIONS = {
+    "redrive": ("operations", HANDLER, ASSET_PACKAGES, {"boto3", "botocore", "aws_lambda_powertools",
+                                                        "pydantic"}),
+    "batch-feed": ("batch", batch_feed.HANDLER, batch_feed.ASSET_PACKAGES, {"boto3", "botocore"}),
+}
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_asset_is_the_redrive_package_with_an_importable_handler(templates, synthesized, env):
+@pytest.mark.parametrize("function", CONTRACT_FUNCTIONS)
+def test_asset_is_the_function_package_and_the_contract_with_an_importable_handler(
+        stages, synthesized, env, function):
+    stack_name, handler, packages, provided = CONTRACT_FUNCTIONS[function]
+    stack = getattr(stages[env], stack_name, None)
+    if stack is None:
+        pytest.skip(f"{env} has no {stack_name} stack")
+    (properties,) = [f["Properties"] for f in Template.from_stack(stack).find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": handler}}).values()]
     outdir, _ = synthesized
-    key = _function(templates[env])["Code"]["S3Key"]
+    key = properties["Code"]["S3Key"]
     asset = next(outdir.glob(f"asset.{key.removesuffix('.zip')}"))
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
-    expected = sorted(f"{name}/{p.name}" for name, source in ASSET_PACKAGES.items()
+    expected = sorted(f"{name}/{p.name}" for name, source in packages.items()
                       for p in source.glob("*.py"))
     assert files == expected
     # The contract the worker runs, byte for byte.
     for path in (REPO / "jobfleet_contract").glob("*.py"):
         assert (asset / "jobfleet_contract" / path.name).read_bytes() == path.read_bytes()
-    # Self-contained: every import is the standard library, the Lambda runtime's boto3,
-    # the Powertools layer (with its parser extra's pydantic, which the event model uses), or a
+    # Self-contained: every import is the standard library, what the runtime provides, or a
     # package in the asset.
-    allowed = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", *ASSET_PACKAGES}
+    allowed = {*provided, *packages}
     for path in asset.rglob("*.py"):
         for name in _runtime_imports(ast.parse(path.read_text())):
             top = name.split(".")[0]
             assert top in allowed or top in sys.stdlib_module_names, f"{path.name} imports {name}"
-    module, function = HANDLER.rsplit(".", 1)
+    module, function_name = handler.rsplit(".", 1)
     tree = ast.parse((asset / (module.replace(".", "/") + ".py")).read_text())
-    assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    # Every import of the package is absolute from the asset root (redrive.*).
+    assert function_name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    # Every import of the package is absolute from the asset root.
     for path in asset.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:

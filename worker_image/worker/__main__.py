@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from jobfleet_contract import environment as names
+from jobfleet_contract.attributes import MAX_REDRIVE_COUNT
 from jobfleet_contract.environment import ConfigError, env_number, parse_handlers
 from jobfleet_contract.status import status_store_from_env
 from worker.completion import Completion
@@ -43,6 +44,14 @@ def _run() -> int:
     return worker.run()
 
 
+def _generation(text: str) -> int:
+    """--generation: a whole number from 0 (argparse turns the ValueError into a one-line usage error)."""
+    value = int(text)
+    if not 0 <= value <= MAX_REDRIVE_COUNT:
+        raise ValueError(text)
+    return value
+
+
 def _run_one(args: argparse.Namespace) -> int:
     if args.envelope is not None:
         text = args.envelope
@@ -58,7 +67,7 @@ def _run_one(args: argparse.Namespace) -> int:
         return EXIT_PERMANENT
     load_handler_modules(parse_handlers(os.environ, DEFAULT_HANDLERS))
     return run_one(text, status_store_from_env(os.environ, status_dynamodb(os.environ)),
-                   completion=Completion.from_env())
+                   completion=Completion.from_env(), generation=args.generation)
 
 
 def _health(max_age: float | None) -> int:
@@ -91,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     source = one.add_mutually_exclusive_group()
     source.add_argument("--envelope", help="envelope JSON")
     source.add_argument("--envelope-file", help="path of a file holding the envelope JSON")
+    one.add_argument("--generation", type=_generation, default=None,
+                     help="the message's redrive generation (the job parameter `generation`; "
+                          "jobfleet_contract/batch.py)")
     health = commands.add_parser("health", help="exit 0 if the poll loop touched HEALTH_FILE recently")
     health.add_argument("--max-age", type=float, help="seconds (default: HEALTH_MAX_AGE_SECONDS, else 120)")
     commands.add_parser("api", help="serve the job API (worker.api:app) on $PORT")

@@ -3,6 +3,10 @@
 Exit codes: 0 succeeded, 1 handler failed or timed out (worth a retry), 2 permanent failure or invalid
 envelope (Batch's retry strategy should not retry 2; the failed job then goes to the batch DLQ).
 Configuration errors raise ConfigError (the command line prints one line and exits 2).
+
+Status writes name their run: the Batch job (AWS_BATCH_JOB_ID) and the message's redrive
+generation (`--generation`, the job parameter the feed sets; jobfleet_contract/batch.py), so a
+redriven job's writes and those of an older generation's job never overwrite each other.
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ def run_one(
     status_store=None,
     env: Mapping[str, str] = os.environ,
     completion: Completion | None = None,
+    generation: int | None = None,
 ) -> int:
+    """Run the job; ``generation`` is the message's redrive generation (None: not known, the
+    status rule then orders this job's writes by run and attempt only)."""
     tier = env.get(names.TIER) or "default"
     attempt = int(env_number(env, names.AWS_BATCH_JOB_ATTEMPT, 1, minimum=1, maximum=10, integer=True))
     job_timeouts = parse_job_timeouts(env)
@@ -56,7 +63,7 @@ def run_one(
         terminal=frozenset({SUCCEEDED, FAILED, DEAD_LETTERED}),
     )
     try:
-        run = Run(env.get(names.AWS_BATCH_JOB_ID))
+        run = Run(env.get(names.AWS_BATCH_JOB_ID), generation)
         outcome = _execute(envelope_text, attempt, job_timeouts, default_max, status, run, completion)
         if outcome.error is not None:
             log.error(

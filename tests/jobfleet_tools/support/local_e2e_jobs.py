@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from worker import PermanentError, job
 
 
@@ -16,3 +18,23 @@ def flaky(payload, ctx):
 def poison(payload, ctx):
     """Can never succeed: dead-lettered at once with its reason."""
     raise PermanentError(f"customer record {payload.get('customer')!r} is malformed")
+
+
+@job("e2e.batch-reclaimed")
+def batch_reclaimed(payload, ctx):
+    """Runs on its first attempt until its process is killed (a reclaimed Spot host); then succeeds."""
+    if ctx.attempt == 1:
+        time.sleep(float(payload.get("holdSeconds", 60)))
+    return {"attempt": ctx.attempt}
+
+
+@job("e2e.batch-poison")
+def batch_poison(payload, ctx):
+    """e2e.poison on the batch tier."""
+    return poison(payload, ctx)
+
+
+@job("e2e.batch-flaky")
+def batch_flaky(payload, ctx):
+    """e2e.flaky on the batch tier."""
+    return flaky(payload, ctx)

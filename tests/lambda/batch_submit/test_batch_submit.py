@@ -14,6 +14,8 @@ import boto3
 import pytest
 from batch_submit import handler as submitter
 
+from jobfleet_contract.environment import ConfigError
+
 REGION = "us-east-1"
 
 
@@ -43,8 +45,12 @@ def batch(moto_endpoint):
                     "JOB_NAME": "jobfleet-test-batch"}
 
 
-def _record(body: str) -> dict:
-    return {"messageId": str(uuid.uuid4()), "body": body, "attributes": {}, "eventSource": "aws:sqs"}
+def _record(body: str, redrive_count: str | None = None) -> dict:
+    attributes = ({"jobfleet.redriveCount": {"stringValue": redrive_count, "dataType": "Number",
+                                             "stringListValues": [], "binaryListValues": []}}
+                  if redrive_count is not None else {})
+    return {"messageId": str(uuid.uuid4()), "body": body, "attributes": {}, "eventSource": "aws:sqs",
+            "messageAttributes": attributes}
 
 
 def test_envelope_reaches_the_job_parameter_as_the_exact_string_sent(batch, monkeypatch):
@@ -59,7 +65,7 @@ def test_envelope_reaches_the_job_parameter_as_the_exact_string_sent(batch, monk
     assert submitter.handler({"Records": [record]}) == {"batchItemFailures": []}
     (job,) = client.list_jobs(jobQueue=env["JOB_QUEUE"], jobStatus="SUCCEEDED")["jobSummaryList"]
     described = client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]
-    assert described["parameters"] == {"envelope": body}
+    assert described["parameters"] == {"envelope": body, "generation": "0"}
     assert described["jobName"] == "jobfleet-test-batch"
 
 
@@ -74,3 +80,28 @@ def test_a_failed_submit_is_a_batch_item_failure_and_the_others_go_through(batch
     bad = _record('{"jobId": "j-3"}')
     result = submitter.handler({"Records": [bad]})
     assert result == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+
+
+def test_fails_naming_the_missing_variable(batch, monkeypatch):
+    _, env = batch
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("JOB_DEFINITION")
+    with pytest.raises(ConfigError, match="JOB_DEFINITION"):
+        submitter.handler({"Records": [_record('{"jobId": "j-4"}')]})
+
+
+def test_a_redriven_message_runs_as_its_generation(batch, monkeypatch):
+    """The copy's jobfleet.redriveCount becomes the job parameter `generation`; a count that is not
+    one leaves the message for SQS (and, after maxReceiveCount, the DLQ) untouched."""
+    client, env = batch
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    redriven, malformed = _record('{"jobId": "j-5"}', "2"), _record('{"jobId": "j-6"}', "1e9999")
+    result = submitter.handler({"Records": [redriven, malformed]})
+    assert result == {"batchItemFailures": [{"itemIdentifier": malformed["messageId"]}]}
+    jobs = client.list_jobs(jobQueue=env["JOB_QUEUE"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    described = client.describe_jobs(jobs=[j["jobId"] for j in jobs])["jobs"]
+    assert [d["parameters"] for d in described if "j-5" in d["parameters"]["envelope"]] == [
+        {"envelope": '{"jobId": "j-5"}', "generation": "2"}]
+    assert not [d for d in described if "j-6" in d["parameters"]["envelope"]]

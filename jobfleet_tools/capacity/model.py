@@ -24,7 +24,7 @@ METRIC_PERIOD_SECONDS = 60
 # metric: 3 data points above the target. (Its "low" alarm has no effect: DisableScaleIn.)
 HIGH_ALARM_DATAPOINTS = 3
 # backlog_scaling.py's scale-in alarms: every one of SCALE_IN_MINUTES data points breaching.
-# "scale-in": (visible + in flight) / running tasks / target below SCALE_IN_BELOW_RATIO while
+# "scale-in": (visible + in flight) / max(running, desired) / target below SCALE_IN_BELOW_RATIO while
 # desired > max(min_tasks, 1); steps by percent of the desired count, (lower, upper, percent)
 # relative to the threshold, the highest value of the breaching minutes picking the step.
 # "scale-to-zero" (min 0): nothing visible or in flight while desired == 1; removes one task.

@@ -7,12 +7,14 @@ Service tiers (Fargate workers), as synthesized (see model.py for the numbers):
   `metric_lag_seconds` later.
   After `IDLE_QUEUE_SECONDS` without messages SQS publishes nothing for
   `idle_queue_metric_delay_seconds` after the next send (missing data: no alarm acts on it).
-- Target tracking on `visible / IF(running >= 1, running, 1)`, scale-out only: 3 data points above
-  the target invoke the policy once a minute, desired = ceil(desired x metric / target) (not held
-  back by its cooldown: AWS counts the capacity it just added). Bounds min..max tasks.
+- Target tracking on `visible / max(running, desired, 1)` (running average, desired maximum: tasks
+  that are starting count at once, so a burst is not answered again while they start), scale-out
+  only: 3 data points above the target invoke the policy once a minute,
+  desired = ceil(desired x metric / target) (not held back by its cooldown: AWS counts the
+  capacity it just added). Bounds min..max tasks.
 - Scale-in step policies, each alarm invoking its policy once a minute while all of the last
   `SCALE_IN_MINUTES` data points breach, at most once per `SCALE_IN_COOLDOWN_SECONDS` (shared):
-  "scale-in" when (visible max + in flight max) / max(running, 1) / target < SCALE_IN_BELOW_RATIO
+  "scale-in" when (visible max + in flight max) / max(running, desired) / target < SCALE_IN_BELOW_RATIO
   with desired max > max(min_tasks, 1): removes 25 % (50 % at or below a quarter of the target) of the
   desired count, truncated towards zero, at least 1; "scale-to-zero" (min 0 tiers) when nothing
   was visible or in flight and desired max was exactly 1: removes one task. A data point without
@@ -211,6 +213,11 @@ class _Datapoint:
     desired_max: int
     missing: bool  # SQS published nothing (queue resuming after a long idle spell)
 
+    @property
+    def tasks(self) -> float:
+        """The policies' task count: MAX(running, desired), at least 1."""
+        return max(self.running_avg, self.desired_max, 1.0)
+
 
 class _ServiceModel:
     def __init__(self, policy: ServicePolicy, arrivals: list[float], lengths: list[float],
@@ -328,7 +335,7 @@ class _ServiceModel:
         p = self.p
         points = self.datapoints[max(0, minute + 1 - max(HIGH_ALARM_DATAPOINTS, SCALE_IN_MINUTES)):
                                  minute + 1]
-        metrics = [None if d.missing else d.visible_avg / max(d.running_avg, 1.0) for d in points]
+        metrics = [None if d.missing else d.visible_avg / d.tasks for d in points]
         latest = metrics[-1]
         high = metrics[-HIGH_ALARM_DATAPOINTS:]
         if len(high) == HIGH_ALARM_DATAPOINTS and all(m is not None and m > p.target for m in high):
@@ -357,7 +364,7 @@ class _ServiceModel:
         if point.missing or point.desired_max <= self.p.scale_in_floor:
             return 1.0
         work = point.visible_max + point.in_flight_max
-        return work / max(point.running_avg, 1.0) / self.p.target
+        return work / point.tasks / self.p.target
 
     def scale_in_by(self, adjustment: int) -> None:
         wanted = max(self.p.min_tasks, self.desired + adjustment)

@@ -3,11 +3,12 @@
 Why not the usual recipes (see docs/scaling.md for the worked example):
 - Raw queue depth steps (aws-ecs-patterns' QueueProcessingFargateService) ignore how many tasks
   already work the queue: 100 messages mean "overloaded" for 1 task and "idle" for 50.
-- Target tracking on *backlog per task* = visible messages / running tasks keeps every task at
+- Target tracking on *backlog per task* = visible messages / tasks keeps every task at
   the number of waiting messages it can clear within the tier's latency objective
   (`TierConfig.backlog_per_task_target` = latency / expected job seconds x concurrency).
   The L2 `scaleToTrackMetric` refuses metric math, so the policy is a `CfnScalingPolicy` with
-  `CustomizedMetricSpecification.Metrics`.
+  `CustomizedMetricSpecification.Metrics`. Tasks = MAX(running, desired): AWS's example divides
+  by running tasks, which overshoots while new tasks start (see TASKS_EXPRESSION).
 - No CPU policy next to it: two target-tracking policies scale out when either asks and in only
   when both agree, so an idle-CPU, I/O-bound worker would fight the queue policy.
 - At zero tasks the ratio has no meaning (and Container Insights has no task to count), so
@@ -19,7 +20,7 @@ Why not the usual recipes (see docs/scaling.md for the worked example):
   spell its low alarm, still in ALARM and fed data points from before a wake-up, set a freshly
   woken service back to 0. Scale-in is two step policies instead, on alarms whose data cannot
   predate the capacity they remove:
-  - "scale-in": work per task (visible + in flight, per running task) below half the target for
+  - "scale-in": work per task (visible + in flight, per task as above) below half the target for
     15 minutes, counted only while the service wants more than max(min_tasks, 1) tasks; removes
     25 % of the tasks (50 % far below target), at least one, never the last one.
   - "scale-to-zero" (min 0 only): for 15 minutes no visible and no in-flight message while the
@@ -41,9 +42,14 @@ from jobfleet_config.config import TierConfig
 from jobfleet_config.naming import Naming
 from stacks.constructs.cluster import CONTAINER_INSIGHTS, container_insights_metric
 
-# Backlog per task. m2 < 1 happens while the first task starts: divide by 1 then, never by 0
-# (a division by zero yields no data point, and target tracking treats missing data as "hold").
-BACKLOG_PER_TASK_EXPRESSION = "m1 / IF(m2 >= 1, m2, 1)"
+# Tasks the service has or is starting: MAX(running, desired). Dividing by running tasks alone
+# overshoots: while new tasks start (a minute or more) running stays low, the ratio stays high and
+# target tracking keeps adding tasks for the same backlog. The desired count already includes
+# them; running exceeds it only while tasks picked for scale-in finish their jobs.
+TASKS_EXPRESSION = "IF(m3 > m2, m3, m2)"
+# Backlog per task. Below 1 task (while the first one is wanted) divide by 1, never by 0 (a
+# division by zero yields no data point, and target tracking treats missing data as "hold").
+BACKLOG_PER_TASK_EXPRESSION = "m1 / IF(tasks >= 1, tasks, 1)"
 # Wake-up condition: work is waiting and the service wants no task at all. FILL covers a metric
 # that has no data point in the minute (Container Insights publishes nothing for an empty service
 # in some minutes; SQS resumes metrics of an idle queue after its first send).
@@ -60,10 +66,14 @@ SCALE_IN_MINUTES = 15
 SCALE_IN_BELOW_RATIO = 0.5
 SCALE_IN_STEPS = ((-0.25, 0.0, -25), (None, -0.25, -50))  # (lower, upper) relative to the threshold, %
 # Work per task, divided by the target; a minute the gate refuses (or without queue data: FILL -1)
-# yields 1 = "at target", which never breaches. Missing running tasks count as one task.
+# yields 1 = "at target", which never breaches. Tasks = MAX(running, desired), as for scale-out:
+# both policies count the same tasks, so a step's "the rest stays under the target" holds in the
+# scale-out metric's terms (and tasks that cannot start count as unneeded ones). The gate keeps
+# desired >= 2 here, so the divisor is never 0.
 SCALE_IN_EXPRESSION = (
     "IF(FILL(desired, 0) > {floor} AND FILL(visible, -1) >= 0 AND FILL(in_flight, -1) >= 0, "
-    "(FILL(visible, 0) + FILL(in_flight, 0)) / IF(FILL(running, 0) >= 1, FILL(running, 0), 1)"
+    "(FILL(visible, 0) + FILL(in_flight, 0))"
+    " / IF(FILL(running, 0) > FILL(desired, 0), FILL(running, 0), FILL(desired, 0))"
     " / {target}, 1)")
 # The last task goes only when nothing is waiting or in flight while the service wants one task.
 # A minute without queue data (FILL -1) is not "empty"; a minute at 0 desired tasks (before a
@@ -111,6 +121,12 @@ class BacklogScaling(Construct):
                                               name="QueueName", value=queue.queue_name)]),
                             _metric_query("m2", CONTAINER_INSIGHTS, "RunningTaskCount",
                                           service_dimensions),
+                            # The minute's highest desired count: a scale-out counts at once.
+                            _metric_query("m3", CONTAINER_INSIGHTS, "DesiredTaskCount",
+                                          service_dimensions, stat="Maximum"),
+                            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                                id="tasks", expression=TASKS_EXPRESSION,
+                                label="Running or desired tasks", return_data=False),
                             appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
                                 id="e1", expression=BACKLOG_PER_TASK_EXPRESSION,
                                 label="Backlog per task", return_data=True),
@@ -241,13 +257,14 @@ def _scale_in_inputs(service: ecs.FargateService, cluster: ecs.ICluster,
     }
 
 
-def _metric_query(query_id: str, namespace: str, metric_name: str, dimensions: list
+def _metric_query(query_id: str, namespace: str, metric_name: str, dimensions: list,
+                  stat: str = "Average"
                   ) -> appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty:
     return appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
         id=query_id,
         return_data=False,
         metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-            stat="Average",
+            stat=stat,
             metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
                 namespace=namespace, metric_name=metric_name, dimensions=dimensions),
         ),

@@ -59,6 +59,14 @@ def test_service_policy_matches_the_synthesized_scaling(stages, env):
         assert spec["ScaleOutCooldown"] == SCALE_OUT_COOLDOWN_SECONDS
         # The simulator's target tracking only scales out.
         assert spec["DisableScaleIn"] is True
+        # ...on visible (average) / max(running (average), desired (maximum), 1): _Datapoint.tasks.
+        queries = {q["Id"]: q for q in spec["CustomizedMetricSpecification"]["Metrics"]}
+        assert {(q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"])
+                for q in queries.values() if "MetricStat" in q} == {
+            ("ApproximateNumberOfMessagesVisible", "Average"), ("RunningTaskCount", "Average"),
+            ("DesiredTaskCount", "Maximum")}
+        assert queries["tasks"]["Expression"] == "IF(m3 > m2, m3, m2)"
+        assert queries["e1"]["Expression"] == "m1 / IF(tasks >= 1, tasks, 1)"
 
         alarm, step = _alarm_and_step(compute, template, scaling.scale_in_alarm)
         assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == SCALE_IN_MINUTES
@@ -68,6 +76,8 @@ def test_service_policy_matches_the_synthesized_scaling(stages, env):
         expression = _expression(alarm)
         assert f"FILL(desired, 0) > {policy.scale_in_floor} AND" in expression
         assert f"/ {policy.target:g}, 1)" in expression
+        assert "/ IF(FILL(running, 0) > FILL(desired, 0), FILL(running, 0), FILL(desired, 0))" \
+            in expression
         assert step["AdjustmentType"] == "PercentChangeInCapacity"
         assert step["MinAdjustmentMagnitude"] == 1
         assert step["Cooldown"] == SCALE_IN_COOLDOWN_SECONDS

@@ -178,6 +178,20 @@ def test_backlog_scales_out_to_max_and_back_to_min(prod):
     assert result.series.desired[-1] == policy.min_tasks == 0
 
 
+def test_scale_out_counts_starting_tasks_no_overshoot_to_max(prod):
+    """200 messages over 10 minutes need 5 tasks at the target. Dividing the backlog by running
+    tasks only kept the ratio high while new tasks started, and target tracking added tasks up to
+    max_tasks (20); MAX(running, desired) counts the starting tasks. What remains above 5 is one
+    step on a data point from before the previous scale-out (metric lag)."""
+    policy = _standard(prod, api_wake=True)
+    arrivals = [600 + i * 3.0 for i in range(200)]
+    result = simulate_service(policy, arrivals, [30.0] * len(arrivals), horizon=3 * 3600,
+                              rng=random.Random(1))
+    needed = math.ceil(len(arrivals) / policy.target)
+    assert needed == 5 and policy.max_tasks == 20
+    assert result.peak_tasks <= math.ceil(1.5 * needed)
+
+
 def test_scale_in_never_stops_a_busy_task(prod):
     """A job far longer than the quiet period still finishes: its task is protected."""
     policy = _standard(prod)

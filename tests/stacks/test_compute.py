@@ -15,6 +15,7 @@ from aws_cdk.region_info import RegionInfo
 from stacks.constructs.backlog_scaling import (
     BACKLOG_PER_TASK_EXPRESSION,
     SCALE_IN_MINUTES,
+    TASKS_EXPRESSION,
     WAKE_UP_EXPRESSION,
 )
 
@@ -262,8 +263,9 @@ def test_backlog_per_task_target_tracking_per_tier(templates, stateful, stages, 
         assert config["ScaleOutCooldown"] == 60
         assert "PredefinedMetricSpecification" not in config
         metrics = {m["Id"]: m for m in config["CustomizedMetricSpecification"]["Metrics"]}
-        assert set(metrics) == {"m1", "m2", "e1"}
+        assert set(metrics) == {"m1", "m2", "m3", "tasks", "e1"}
         visible, running, ratio = metrics["m1"], metrics["m2"], metrics["e1"]
+        desired, tasks = metrics["m3"], metrics["tasks"]
         assert visible["MetricStat"]["Metric"]["Namespace"] == "AWS/SQS"
         assert visible["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
         (queue_dim,) = visible["MetricStat"]["Metric"]["Dimensions"]
@@ -275,10 +277,18 @@ def test_backlog_per_task_target_tracking_per_tier(templates, stateful, stages, 
         assert {d["Name"]: d["Value"] for d in running["MetricStat"]["Metric"]["Dimensions"]} == {
             "ClusterName": {"Ref": cluster_id},
             "ServiceName": {"Fn::GetAtt": [service_id, "Name"]}}
-        assert ratio["Expression"] == BACKLOG_PER_TASK_EXPRESSION == "m1 / IF(m2 >= 1, m2, 1)"
+        # The tasks are MAX(running, desired): tasks still starting count from the minute they
+        # are wanted, so target tracking does not add more for the same backlog meanwhile.
+        assert desired["MetricStat"]["Metric"] == {
+            **running["MetricStat"]["Metric"], "MetricName": "DesiredTaskCount"}
+        assert desired["MetricStat"]["Stat"] == "Maximum"
+        assert running["MetricStat"]["Stat"] == "Average"
+        assert tasks["Expression"] == TASKS_EXPRESSION == "IF(m3 > m2, m3, m2)"
+        assert ratio["Expression"] == BACKLOG_PER_TASK_EXPRESSION == \
+            "m1 / IF(tasks >= 1, tasks, 1)"
         # Only the ratio is the tracked metric.
         assert ratio["ReturnData"] is True
-        assert visible["ReturnData"] is False and running["ReturnData"] is False
+        assert not any(metrics[i]["ReturnData"] for i in ("m1", "m2", "m3", "tasks"))
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -388,11 +398,13 @@ def test_scale_in_steps_down_on_work_per_task_including_in_flight(templates, sta
             "Metrics": Match.array_with([Match.object_like({
                 "Id": "running", "MetricStat": Match.object_like({"Metric": Match.object_like({
                     "MetricName": "RunningTaskCount"})})})])})
-        # Waiting plus in-flight work per running task, over the target; counted only while the
-        # service wants more than max(min_tasks, 1) tasks (a min 0 tier's last task goes only
-        # through the scale-to-zero alarm).
+        # Waiting plus in-flight work per task, over the target; tasks are MAX(running,
+        # desired) as for scale-out. Counted only while the service wants more than
+        # max(min_tasks, 1) tasks (a min 0 tier's last task goes only through the scale-to-zero
+        # alarm; the divisor is then at least 2).
         text = expression.as_string()
-        assert "(FILL(visible, 0) + FILL(in_flight, 0)) / IF(FILL(running, 0) >= 1" in text
+        assert ("(FILL(visible, 0) + FILL(in_flight, 0)) / IF(FILL(running, 0) > FILL(desired, 0), "
+                "FILL(running, 0), FILL(desired, 0))") in text
         assert f"FILL(desired, 0) > {max(tier.min_tasks, 1)} AND" in text
         assert f" / {tier.backlog_per_task_target:g}, 1)" in text
         # Missing queue data never looks like an idle queue.

@@ -297,15 +297,19 @@ def _condition(transition: Transition, run: Run | None, attempt: int, generation
     return " OR ".join(f"({option})" for option in options if option)
 
 
-def status_store_from_env(env: Mapping[str, str], dynamodb: DynamoDBServiceResource | None = None
+def status_store_from_env(env: Mapping[str, str],
+                          dynamodb: Callable[[], DynamoDBServiceResource] | None = None
                           ) -> JobStatusStore | None:
     """The store a runtime writes through, from STATUS_TABLE / STATUS_TTL_DAYS / TIER; None when off.
-    ``dynamodb``: a boto3 DynamoDB resource (default: boto3's, from the process environment)."""
+    ``dynamodb``: makes the boto3 DynamoDB resource (default: boto3's, from the process environment);
+    called only when a table is set, so a runtime without one needs no AWS region."""
     table_name, ttl_days = names.status_table_settings(env, DEFAULT_TTL_DAYS)
     if table_name is None:
         return None
     if dynamodb is None:
         import boto3  # only runtimes that track status pay for the resource API
 
-        dynamodb = boto3.resource("dynamodb")
-    return JobStatusStore(dynamodb.Table(table_name), env.get(names.TIER) or "default", ttl_days)
+        resource = boto3.resource("dynamodb")
+    else:
+        resource = dynamodb()
+    return JobStatusStore(resource.Table(table_name), env.get(names.TIER) or "default", ttl_days)

@@ -64,7 +64,7 @@ def _parse_run_one(env: RecordingEnv) -> None:
     parse_handlers(env, DEFAULT_HANDLERS)
     completion_settings(env)
     envelope = Envelope("env-contract", "not.registered", {}, "2026-01-01T00:00:00Z").to_json()
-    status_store_from_env(env, boto3.resource("dynamodb", region_name="us-east-1"))  # no call is made
+    status_store_from_env(env, lambda: boto3.resource("dynamodb", region_name="us-east-1"))  # no call is made
     assert run_one(envelope, None, env=env) == 2
 
 

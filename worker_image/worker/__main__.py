@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from botocore.exceptions import NoRegionError
+
 from jobfleet_contract import environment as names
 from jobfleet_contract.attributes import MAX_REDRIVE_COUNT
 from jobfleet_contract.batch import EXIT_PERMANENT
@@ -30,7 +32,7 @@ DEFAULT_HEALTH_MAX_AGE = 120.0  # > 20 s long poll + botocore retries + receive 
 def _run() -> int:
     config = WorkerConfig.from_env()
     load_handler_modules(config.handler_modules)
-    status_store = status_store_from_env(os.environ, status_dynamodb(os.environ))
+    status_store = status_store_from_env(os.environ, lambda: status_dynamodb(os.environ))
     transport = SqsTransport(
         sqs_client(read_timeout=config.poll_wait_seconds + 20), config.queue_url, config.dlq_url
     )
@@ -67,7 +69,7 @@ def _run_one(args: argparse.Namespace) -> int:
         print("run-one needs --envelope, --envelope-file or JOB_ENVELOPE", file=sys.stderr)
         return EXIT_PERMANENT
     load_handler_modules(parse_handlers(os.environ, DEFAULT_HANDLERS))
-    return run_one(text, status_store_from_env(os.environ, status_dynamodb(os.environ)),
+    return run_one(text, status_store_from_env(os.environ, lambda: status_dynamodb(os.environ)),
                    completion=Completion.from_env(), generation=args.generation)
 
 
@@ -120,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return _api()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    except NoRegionError:
+        print(f"configuration error: no AWS region: set {names.AWS_REGION} or {names.AWS_DEFAULT_REGION}",
+              file=sys.stderr)
         return EXIT_PERMANENT
 
 

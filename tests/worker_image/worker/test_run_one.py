@@ -157,3 +157,24 @@ def test_permanent_or_invalid_exits_two(tmp_path, envelope):
 
 def test_permanent_error_from_handler_exits_two(tmp_path):
     assert _run_one(["--envelope", _envelope("test.permanent", {"recordDir": str(tmp_path)})]).returncode == 2
+
+
+def test_run_one_without_status_table_needs_no_aws_region(tmp_path, monkeypatch):
+    """Without STATUS_TABLE nothing talks to DynamoDB, so no region is needed; it used to build the
+    DynamoDB resource anyway and die with NoRegionError's traceback (exit 1) outside AWS."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "STATUS_TABLE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    result = _run_one(["--envelope", _envelope("test.permanent", {"recordDir": str(tmp_path)})])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_run_one_with_a_status_table_but_no_region_says_so_in_one_line(tmp_path, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    result = _run_one(["--envelope", _envelope("test.permanent", {"recordDir": str(tmp_path)})],
+                      STATUS_TABLE="jobs")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: no AWS region: set AWS_REGION or AWS_DEFAULT_REGION"]

@@ -297,19 +297,18 @@ def _condition(transition: Transition, run: Run | None, attempt: int, generation
     return " OR ".join(f"({option})" for option in options if option)
 
 
+def _boto3_dynamodb() -> DynamoDBServiceResource:
+    import boto3  # only runtimes that track status pay for the resource API
+
+    return boto3.resource("dynamodb")
+
+
 def status_store_from_env(env: Mapping[str, str],
-                          dynamodb: Callable[[], DynamoDBServiceResource] | None = None
+                          make_dynamodb: Callable[[], DynamoDBServiceResource] = _boto3_dynamodb
                           ) -> JobStatusStore | None:
     """The store a runtime writes through, from STATUS_TABLE / STATUS_TTL_DAYS / TIER; None when off.
-    ``dynamodb``: makes the boto3 DynamoDB resource (default: boto3's, from the process environment);
-    called only when a table is set, so a runtime without one needs no AWS region."""
+    ``make_dynamodb`` is called only when a table is set, so a runtime without one needs no AWS region."""
     table_name, ttl_days = names.status_table_settings(env, DEFAULT_TTL_DAYS)
     if table_name is None:
         return None
-    if dynamodb is None:
-        import boto3  # only runtimes that track status pay for the resource API
-
-        resource = boto3.resource("dynamodb")
-    else:
-        resource = dynamodb()
-    return JobStatusStore(resource.Table(table_name), env.get(names.TIER) or "default", ttl_days)
+    return JobStatusStore(make_dynamodb().Table(table_name), env.get(names.TIER) or "default", ttl_days)
